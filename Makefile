@@ -1,0 +1,78 @@
+# sld — one GNU Makefile. Targets: all test san fuzz bench clean.
+# Sources are discovered by directory: src/**/*.c make libsld.a, cli/*.c the
+# `sld` command, tests/test_*.c one test program each, bench/bench_*.c benches.
+# Files named *_avx512.c are built with AVX-512 flags and only called after a
+# run-time cpuid check.
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+              -Wmissing-prototypes -Wno-format-truncation -g $(OPT) -fopenmp -Iinclude -Isrc
+CFLAGS  += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LDLIBS  += -ldnnl -lcjson -lpcre2-8 -lutf8proc -lpng -lm -fopenmp -lpthread
+ISA_AVX512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
+
+LIB_SRC   := $(sort $(shell find src -name '*.c'))
+CLI_SRC   := $(sort $(wildcard cli/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test san fuzz bench clean
+all: $(BUILD)/libsld.a $(BUILD)/sld
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_AVX512) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsld.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/sld: $(CLI_OBJ) $(BUILD)/libsld.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libsld.a $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libsld.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libsld.a $(LDLIBS) -o $@
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libsld.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libsld.a $(LDLIBS) -o $@
+
+# Every test program prints "N passed, N failed"; tests/run.sh adds them up.
+test: all $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+
+# Sanitizer build in its own folder.
+san:
+	$(MAKE) BUILD=build-san OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" test
+
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+FUZZ_TIME ?= 60
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do echo "== $$f ($(FUZZ_TIME)s)"; mkdir -p fuzz/corpus-$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_TIME) fuzz/corpus-$$(basename $$f) fuzz/seeds/$$(basename $$f) || exit 1; done
+build-fuzz/%: fuzz/%.c $(LIB_SRC)
+	@mkdir -p build-fuzz
+	clang $(CFLAGS_BASE) $(ISA_AVX512) -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(LDLIBS) -o $@
+
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

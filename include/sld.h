@@ -1,0 +1,238 @@
+/*
+ * sld.h — Safe Latent Diffusion in C. The only public header of libsld.
+ *
+ * Usage (error handling shortened):
+ *
+ *     sld_error err;
+ *     sld_model *m;
+ *     if (sld_model_open(&m, "stable-diffusion-v1-5/", NULL, &err)) {
+ *         fprintf(stderr, "%s\n", err.msg); return 1;
+ *     }
+ *     sld_ctx *c;
+ *     sld_ctx_new(&c, m, 0, &err);             // 0 threads = all cores
+ *     sld_gen_params p;
+ *     sld_gen_params_default(&p);              // SD defaults, SLD medium
+ *     p.prompt = "a knight fighting a dragon";
+ *     p.seed = 42;
+ *     sld_gen_result r;
+ *     if (sld_generate(c, &p, &r, &err) == SLD_OK) { ... r.images[0] ... }
+ *     sld_gen_result_free(&r);
+ *     sld_ctx_free(c);
+ *     sld_model_close(m);
+ *
+ * Conventions: every call that can fail returns sld_status and fills *err
+ * (err may be NULL). Objects returned through out-parameters belong to the
+ * caller and are released with the matching _free/_close (NULL is a no-op).
+ * The library never prints to stdout and never exits; diagnostics go to the
+ * log callback installed with sld_log_set().
+ */
+#ifndef SLD_H
+#define SLD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ===================================================================== */
+/* Status, errors, logging                                               */
+/* ===================================================================== */
+
+typedef enum {
+    SLD_OK = 0,
+    SLD_ERR_INVALID_ARG,   /* a parameter is out of range or inconsistent */
+    SLD_ERR_IO,            /* open/read/write/mmap failed, disk full */
+    SLD_ERR_FORMAT,        /* a file is malformed (safetensors, JSON, CSV, PNG, ONNX) */
+    SLD_ERR_SHAPE,         /* a tensor has the wrong shape or dtype */
+    SLD_ERR_CONFIG,        /* a config key is missing or has a bad value */
+    SLD_ERR_UNSUPPORTED,   /* valid input we do not handle (unknown architecture) */
+    SLD_ERR_NOMEM,         /* allocation failed */
+    SLD_ERR_CANCELLED,     /* the progress callback asked to stop */
+    SLD_ERR_INTERNAL       /* a bug in sld */
+} sld_status;
+
+#define SLD_ERR_MSG_LEN 512
+
+typedef struct {
+    sld_status code;
+    char msg[SLD_ERR_MSG_LEN];  /* one line a person can act on */
+} sld_error;
+
+/* Returns a static name for a status ("ok", "i/o error", ...). */
+const char *sld_status_str(sld_status s);
+
+typedef enum { SLD_LOG_ERROR = 0, SLD_LOG_WARN, SLD_LOG_INFO, SLD_LOG_DEBUG } sld_log_level;
+typedef void (*sld_log_fn)(sld_log_level level, const char *msg, void *user);
+
+/* Installs the process-wide log sink (NULL silences the library). Call it
+ * once at start-up, before other threads use the library. */
+void sld_log_set(sld_log_fn fn, void *user);
+
+/* ===================================================================== */
+/* Models                                                                */
+/* ===================================================================== */
+
+typedef struct sld_model sld_model; /* weights; immutable after open, shareable */
+typedef struct sld_ctx sld_ctx;     /* per-run state: arena, threads */
+
+typedef enum { SLD_ARCH_SD1 = 1, SLD_ARCH_SD2 = 2 } sld_arch;
+typedef enum { SLD_PREC_FP32 = 0, SLD_PREC_BF16, SLD_PREC_AUTO } sld_precision;
+typedef enum { SLD_PRED_DEFAULT = 0, SLD_PRED_EPSILON, SLD_PRED_V } sld_prediction;
+
+typedef struct {
+    sld_precision precision;   /* compute precision of the heavy layers */
+    sld_prediction prediction; /* override the scheduler config's prediction_type */
+    const char *config_dir;    /* single files: optional diffusers folder to take configs from */
+} sld_model_opts;
+
+void sld_model_opts_default(sld_model_opts *o);
+
+/* Opens a diffusers folder (model_index.json, tokenizer/, text_encoder/,
+ * unet/, vae/, scheduler/) or a single-file LDM .safetensors checkpoint
+ * (SD 1.x or SD 2.x, architecture inferred from tensor names and shapes).
+ * o may be NULL for defaults. On success *out must be closed with
+ * sld_model_close. */
+sld_status sld_model_open(sld_model **out, const char *path, const sld_model_opts *o,
+                          sld_error *err);
+void sld_model_close(sld_model *m);
+
+sld_arch sld_model_arch(const sld_model *m);
+int sld_model_text_dim(const sld_model *m);    /* width of last_hidden_state */
+const char *sld_model_name(const sld_model *m); /* folder or file base name */
+
+/* Creates a run context: thread count (0 = all cores) and activation arena. */
+sld_status sld_ctx_new(sld_ctx **out, sld_model *m, int n_threads, sld_error *err);
+void sld_ctx_free(sld_ctx *c);
+
+/* ===================================================================== */
+/* Text path                                                             */
+/* ===================================================================== */
+
+#define SLD_N_CTX 77 /* CLIP context length */
+
+/* Tokenizes text like diffusers' CLIPTokenizer (no ftfy): BOS, up to 75
+ * tokens, EOS, padded to 77. *truncated (may be NULL) is set to 1 when the
+ * prompt was longer (a warning is also logged). Invalid UTF-8 is an error. */
+sld_status sld_tokenize(const sld_model *m, const char *text, int32_t ids[SLD_N_CTX],
+                        int *truncated, sld_error *err);
+
+/* Encodes a prompt: out receives last_hidden_state [77, text_dim]. */
+sld_status sld_encode(sld_ctx *c, const char *text, float *out, sld_error *err);
+
+/* ===================================================================== */
+/* Generation (txt2img with Safe Latent Diffusion)                       */
+/* ===================================================================== */
+
+typedef enum {
+    SLD_SAMPLER_PNDM = 0,
+    SLD_SAMPLER_DDIM,
+    SLD_SAMPLER_EULER,
+    SLD_SAMPLER_EULER_A,
+    SLD_SAMPLER_LMS,
+    SLD_SAMPLER_DPMPP_2M,
+    SLD_SAMPLER_DEFAULT /* whatever the model's scheduler config names */
+} sld_sampler;
+
+typedef enum {
+    SLD_SAFETY_OFF = 0,
+    SLD_SAFETY_WEAK,
+    SLD_SAFETY_MEDIUM,
+    SLD_SAFETY_STRONG,
+    SLD_SAFETY_MAX
+} sld_safety_preset;
+
+/* SLD hyperparameters (paper eqs. 3-8; diffusers StableDiffusionPipelineSafe).
+ * Safety guidance is active when guidance_scale > 1 and the CFG scale > 1. */
+typedef struct {
+    float guidance_scale; /* s_S */
+    int warmup_steps;     /* delta, counted in UNet evaluations */
+    float threshold;      /* lambda */
+    float momentum_scale; /* s_m */
+    float mom_beta;       /* beta_m */
+} sld_safety;
+
+/* The paper's presets: weak (15,200,0,0,0), medium (10,1000,0.01,0.3,0.4),
+ * strong (7,2000,0.025,0.5,0.7), max (0,5000,1,0.5,0.7); off has s_S = 0. */
+sld_safety sld_safety_preset_get(sld_safety_preset p);
+extern const char *const SLD_DEFAULT_SAFETY_CONCEPT;
+
+/* Torch-compatible CPU generator (mt19937 + torch's normal sampling). */
+typedef struct sld_rng sld_rng;
+typedef enum { SLD_RNG_AVX2 = 0, SLD_RNG_DEFAULT } sld_rng_variant;
+sld_status sld_rng_new(sld_rng **out, uint64_t seed, sld_rng_variant v, sld_error *err);
+void sld_rng_free(sld_rng *r);
+/* torch.randn(n) on this generator, float32. */
+void sld_rng_randn(sld_rng *r, float *out, size_t n);
+
+/* Progress: called after every UNet evaluation; return nonzero to cancel. */
+typedef int (*sld_progress_fn)(int step, int n_steps, double seconds_elapsed, void *user);
+
+typedef struct {
+    const char *prompt;
+    const char *negative_prompt; /* NULL or "" = unconditional */
+    const char *safety_concept;  /* NULL = SLD_DEFAULT_SAFETY_CONCEPT */
+    int steps;                   /* 50 */
+    float cfg;                   /* 7.5 */
+    sld_sampler sampler;         /* SLD_SAMPLER_DEFAULT */
+    int karras;                  /* DPM++: Karras sigmas */
+    float eta;                   /* DDIM eta, 0 */
+    uint64_t seed;
+    sld_rng *generator;          /* optional: draw noise from this instead of seed */
+    sld_rng_variant rng_variant; /* AVX2 (x86 torch) by default */
+    int width, height;           /* multiples of 8; 0 = model default */
+    int n_images;                /* batch of images of one prompt */
+    sld_safety sld;              /* medium by default */
+    int safety_checker;          /* 1: run the model's safety_checker if it has one */
+    int keep_flagged;            /* do not black out flagged images */
+    sld_progress_fn progress;
+    void *progress_user;
+} sld_gen_params;
+
+void sld_gen_params_default(sld_gen_params *p);
+
+typedef struct {
+    int n;                /* images */
+    int width, height;
+    uint8_t *pixels;      /* [n, height, width, 3] RGB */
+    float *image_float;   /* [n, height, width, 3] in [0,1] before 8-bit rounding */
+    float *latents;       /* [n, 4, height/8, width/8] final latents */
+    int *nsfw;            /* [n] safety checker flag, or NULL when not run */
+    double seconds;       /* wall time of the whole call */
+} sld_gen_result;
+
+sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out, sld_error *err);
+void sld_gen_result_free(sld_gen_result *r);
+
+/* Writes an 8-bit RGB PNG atomically (temp file + rename) with an optional
+ * "parameters" tEXt chunk (NULL for none). */
+sld_status sld_png_write(const char *path, const uint8_t *rgb, int width, int height,
+                         const char *parameters, sld_error *err);
+
+/* The A1111-style "parameters" text for image idx of a result; caller frees. */
+char *sld_gen_params_text(const sld_gen_params *p, const sld_model *m, uint64_t seed);
+
+/* ===================================================================== */
+/* Debug and tools                                                       */
+/* ===================================================================== */
+
+/* Runs one network on tensors named as the diffusers arguments, read from
+ * inputs (safetensors), writing its outputs to out_path. module is one of
+ * text_encoder, unet, vae_decode, vae_encode, clip_vision. */
+sld_status sld_debug_run(sld_ctx *c, const char *module, const char *inputs_path,
+                         const char *out_path, sld_error *err);
+
+/* Writes a diffusers folder of the real SD 1.5 ("sd15") or SD 2.1 ("sd21")
+ * architecture with seeded random fp16 weights, real configs and tokenizer. */
+sld_status sld_make_random(const char *arch, const char *dir, uint64_t seed, sld_error *err);
+
+/* ===================================================================== */
+/* I2P test bed                                                          */
+/* ===================================================================== */
+/* (declared by the I2P module below) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SLD_H */

@@ -1,0 +1,106 @@
+/*
+ * core.h — internal foundations shared by every module: error helpers,
+ * allocation (with fault injection for tests), logging, the activation arena,
+ * CPU feature detection and thread control.
+ *
+ * Invariants: nothing here keeps mutable global state except the log sink,
+ * the allocation fault-injection counter (tests only) and the cached cpuid
+ * result, all set once before heavy use.
+ */
+#ifndef SLD_CORE_H
+#define SLD_CORE_H
+
+#include "sld.h"
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* Fills err (if not NULL) with code and a printf-style message; returns code,
+ * so callers can write `return sld_err(err, SLD_ERR_IO, "...", ...)`. */
+sld_status sld_err(sld_error *err, sld_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prepends "prefix: " to an existing message (adds context on the way up). */
+sld_status sld_err_prefix(sld_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sld_err_clear(sld_error *err);
+
+/* ---- allocation ------------------------------------------------------ */
+
+/* All library allocation goes through these so tests can make the Nth call
+ * fail. sld_malloc(0) returns a valid unique pointer. */
+void *sld_malloc(size_t n);
+void *sld_calloc(size_t count, size_t size);
+void *sld_realloc(void *p, size_t n);
+void *sld_malloc_aligned(size_t n); /* 64-byte aligned; free with sld_free */
+void sld_free(void *p);
+char *sld_strdup(const char *s);
+/* Tests: make allocation number n (counting from 1 from now) and every later
+ * one fail; 0 disables. Returns the number of allocations since the last call. */
+long sld_alloc_fail_at(long n);
+/* Overflow-checked a*b; returns false on overflow. */
+static inline bool sld_mul_ok(size_t a, size_t b, size_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+/* ---- logging --------------------------------------------------------- */
+
+void sld_log(sld_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- arena ------------------------------------------------------------ */
+
+/* One 64-byte-aligned block carved by a bump pointer; mark/reset for scoped
+ * temporaries. No per-allocation free. */
+typedef struct {
+    uint8_t *base;
+    size_t cap;
+    size_t used;
+    size_t peak;
+} sld_arena;
+
+sld_status sld_arena_init(sld_arena *a, size_t cap, sld_error *err);
+void sld_arena_free(sld_arena *a);
+/* Returns NULL when the arena is exhausted (a planning bug: callers report
+ * SLD_ERR_INTERNAL). */
+void *sld_arena_alloc(sld_arena *a, size_t n);
+static inline size_t sld_arena_mark(const sld_arena *a) { return a->used; }
+static inline void sld_arena_reset(sld_arena *a, size_t mark) { a->used = mark; }
+
+/* ---- CPU features ----------------------------------------------------- */
+
+typedef enum { SLD_ISA_REF = 0, SLD_ISA_AVX2, SLD_ISA_AVX512, SLD_ISA_AMX } sld_isa;
+/* The best ISA this CPU supports, lowered by the SLD_ISA environment
+ * variable (ref|avx2|avx512|amx). Computed once. */
+sld_isa sld_cpu_isa(void);
+bool sld_cpu_has_avx512_bf16(void);
+bool sld_cpu_has_amx_bf16(void);
+const char *sld_isa_name(sld_isa isa);
+
+/* ---- threads ---------------------------------------------------------- */
+
+/* Sets the OpenMP thread count for this thread's parallel regions (0 = all
+ * cores). Our kernels split only independent outputs across threads, so
+ * results do not depend on it. */
+void sld_threads_set(int n);
+int sld_threads_get(void);
+
+/* ---- time ------------------------------------------------------------- */
+double sld_time_now(void); /* monotonic seconds */
+
+/* ---- files ------------------------------------------------------------ */
+
+/* Reads a whole file into a NUL-terminated buffer (caller frees with
+ * sld_free). Refuses files above max_bytes. */
+sld_status sld_file_read(const char *path, size_t max_bytes, char **out, size_t *len,
+                         sld_error *err);
+/* Writes data to path atomically: path.tmp.<pid>, fsync, rename. */
+sld_status sld_file_write_atomic(const char *path, const void *data, size_t len, sld_error *err);
+bool sld_path_is_dir(const char *path);
+bool sld_path_exists(const char *path);
+/* Joins a and b with one '/', into a new string (caller frees). */
+char *sld_path_join(const char *a, const char *b);
+
+#endif /* SLD_CORE_H */
