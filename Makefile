@@ -23,7 +23,7 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test san fuzz bench clean
+.PHONY: all test san san-one fuzz bench clean
 all: $(BUILD)/libsld.a $(BUILD)/sld
 
 $(BUILD)/%_avx512.o: %_avx512.c
@@ -76,3 +76,10 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# One test program under sanitizers: make san-one T=test_core
+san-one:
+	$(MAKE) BUILD=build-san OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" build-san/tests/$(T)
+	./build-san/tests/$(T)

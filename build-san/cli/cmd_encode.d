@@ -1,0 +1,3 @@
+build-san/cli/cmd_encode.o: cli/cmd_encode.c cli/cli.h include/sld.h
+cli/cli.h:
+include/sld.h:

@@ -1,0 +1,3 @@
+build-san/cli/main.o: cli/main.c cli/cli.h include/sld.h
+cli/cli.h:
+include/sld.h:

@@ -1,0 +1,53 @@
+/*
+ * unet.h — UNet2DConditionModel (diffusers) for SD 1.x / 2.x, built from
+ * unet/config.json or inferred from a checkpoint's shapes.
+ */
+#ifndef SLD_UNET_H
+#define SLD_UNET_H
+
+#include "io/json.h"
+#include "model/weights.h"
+
+#define SLD_UNET_MAX_BLOCKS 8
+
+typedef struct {
+    int in_channels, out_channels;
+    int n_blocks;                                  /* len(block_out_channels) */
+    int block_out_channels[SLD_UNET_MAX_BLOCKS];
+    int down_has_attn[SLD_UNET_MAX_BLOCKS];        /* CrossAttnDownBlock2D vs DownBlock2D */
+    int up_has_attn[SLD_UNET_MAX_BLOCKS];          /* in up-block order */
+    int heads[SLD_UNET_MAX_BLOCKS];                /* per down block (attention_head_dim) */
+    int heads_is_list;                             /* attention_head_dim given as a list */
+    int layers_per_block;
+    int transformer_layers;                        /* transformer_layers_per_block (1) */
+    int norm_num_groups;
+    float norm_eps;
+    int cross_attention_dim;
+    int use_linear_projection;
+    int upcast_attention;
+    int flip_sin_to_cos;
+    float freq_shift;
+    int sample_size;
+} sld_unet_config;
+
+typedef struct sld_unet sld_unet;
+
+sld_status sld_unet_config_from_json(sld_unet_config *c, const sld_json *j, sld_error *err);
+/* For single files: infer widths, blocks, attention, linear projection and
+ * cross-attention width from the (already renamed, diffusers-named) weights;
+ * arch gives the head convention (SD1: 8 heads; SD2: 64-wide heads). */
+sld_status sld_unet_config_infer(sld_unet_config *c, const sld_weights *w, int arch,
+                                 sld_error *err);
+sld_status sld_unet_load(sld_unet **out, const sld_unet_config *c, sld_weights *w,
+                         sld_error *err);
+void sld_unet_free(sld_unet *u);
+const sld_unet_config *sld_unet_cfg(const sld_unet *u);
+
+/* sample [B,4,h,w], timesteps [B] (float), ctx [B,77,cross_attention_dim]
+ * -> out [B,4,h,w]. Any h, w >= 1. Scratch comes from an internal arena
+ * sized for the largest (B,h,w) seen so far. */
+sld_status sld_unet_forward(sld_unet *u, const float *sample, int B, int h, int w,
+                            const float *timesteps, const float *ctx, int n_ctx, float *out,
+                            sld_error *err);
+
+#endif /* SLD_UNET_H */

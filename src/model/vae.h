@@ -1,0 +1,38 @@
+/*
+ * vae.h — AutoencoderKL (diffusers): decoder and encoder.
+ */
+#ifndef SLD_VAE_H
+#define SLD_VAE_H
+
+#include "io/json.h"
+#include "model/weights.h"
+
+#define SLD_VAE_MAX_BLOCKS 8
+
+typedef struct {
+    int in_channels, out_channels, latent_channels;
+    int n_blocks;
+    int block_out_channels[SLD_VAE_MAX_BLOCKS];
+    int layers_per_block;
+    int norm_num_groups;
+    float scaling_factor; /* 0.18215 when the config has none */
+    int sample_size;
+} sld_vae_config;
+
+typedef struct sld_vae sld_vae;
+
+sld_status sld_vae_config_from_json(sld_vae_config *c, const sld_json *j, sld_error *err);
+sld_status sld_vae_config_infer(sld_vae_config *c, const sld_weights *w, sld_error *err);
+sld_status sld_vae_load(sld_vae **out, const sld_vae_config *c, sld_weights *w, sld_error *err);
+void sld_vae_free(sld_vae *v);
+const sld_vae_config *sld_vae_cfg(const sld_vae *v);
+
+/* latents [B,4,h,w] (already divided by scaling_factor) -> image [B,3,8h,8w]
+ * in about [-1,1]. */
+sld_status sld_vae_decode(sld_vae *v, const float *latents, int B, int h, int w, float *image,
+                          sld_error *err);
+/* image [B,3,H,W] -> mean, logvar [B,4,H/8,W/8] (logvar clamped to [-30,20]). */
+sld_status sld_vae_encode(sld_vae *v, const float *image, int B, int H, int W, float *mean,
+                          float *logvar, sld_error *err);
+
+#endif /* SLD_VAE_H */
