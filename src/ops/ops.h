@@ -98,4 +98,15 @@ void sld_nhwc_to_nchw(const float *x, float *y, int B, int C, int HW);
  * src = floor(dst * in / out). x [B,C,H,W] -> y [B,C,Ho,Wo]. */
 void sld_upsample_nearest(const float *x, float *y, int B, int C, int H, int W, int Ho, int Wo);
 
+/* Scalar references of the element-wise ops above (same contracts). */
+void sld_silu_ref(float *x, size_t n);
+void sld_gelu_erf_ref(float *x, size_t n);
+void sld_quick_gelu_ref(float *x, size_t n);
+void sld_geglu_ref(const float *in, float *out, int rows, int F);
+void sld_add_ref(float *y, const float *x, size_t n);
+void sld_nchw_to_nhwc_ref(const float *x, float *y, int B, int C, int HW);
+void sld_nhwc_to_nchw_ref(const float *x, float *y, int B, int C, int HW);
+void sld_upsample_nearest_ref(const float *x, float *y, int B, int C, int H, int W, int Ho,
+                              int Wo);
+
 #endif /* SLD_OPS_H */
