@@ -67,7 +67,7 @@ fuzz: $(FUZZ_BIN)
 	  $$f -max_total_time=$(FUZZ_TIME) fuzz/corpus-$$(basename $$f) fuzz/seeds/$$(basename $$f) || exit 1; done
 build-fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p build-fuzz
-	clang $(CFLAGS_BASE) $(ISA_AVX512) -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(LDLIBS) -o $@
+	clang $(CFLAGS_BASE) -Wno-unknown-warning-option $(ISA_AVX512) -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(LDLIBS) -o $@
 
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done

@@ -1,12 +1,318 @@
-/* cmd_generate.c — `sld generate` (placeholder until its module lands). */
+/* cmd_generate.c — `sld generate`: text to image with Safe Latent Diffusion.
+ * Parses the flags of DESIGN.md, draws a progress bar on a terminal, writes
+ * PNGs with an A1111-style "parameters" chunk and optional latents. */
 #include "cli.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *GEN_USAGE =
+    "usage: sld generate --model PATH --prompt TEXT -o OUT.png [options]\n"
+    "  --model PATH             diffusers folder or single-file .safetensors checkpoint\n"
+    "  --config DIR             diffusers folder to take configs from (single files)\n"
+    "  --prompt TEXT            what to draw\n"
+    "  --negative-prompt TEXT   what to steer away from (replaces the unconditional)\n"
+    "  --steps N                denoising steps (50)\n"
+    "  --cfg F                  classifier-free guidance scale (7.5)\n"
+    "  --sampler NAME           pndm|ddim|euler|euler_a|lms|dpmpp_2m (model default)\n"
+    "  --karras                 Karras sigmas (dpmpp_2m)\n"
+    "  --eta F                  DDIM eta (0)\n"
+    "  --seed N                 torch-compatible seed (0)\n"
+    "  --rng avx2|default       torch CPU randn kernel to match (avx2 = x86 torch)\n"
+    "  --width W --height H     image size, multiples of 8 (model default)\n"
+    "  --images N               images of the prompt in one batch (1)\n"
+    "  --safety off|weak|medium|strong|max   SLD preset (medium)\n"
+    "  --safety-concept TEXT    what SLD steers away from (the paper's default)\n"
+    "  --sld-guidance-scale F   s_S     --sld-warmup-steps N   delta\n"
+    "  --sld-threshold F        lambda  --sld-momentum-scale F s_m\n"
+    "  --sld-mom-beta F         beta_m\n"
+    "  --prediction epsilon|v   override the scheduler's prediction type\n"
+    "  --no-safety-checker      skip the model's safety checker\n"
+    "  --keep-flagged           keep images the safety checker flags (default: black)\n"
+    "  --threads N              CPU threads (all cores)\n"
+    "  --save-latents FILE      write final latents [N,4,H/8,W/8] as safetensors\n"
+    "  -o, --output OUT.png     output; with --images N: OUT-0.png ... OUT-(N-1).png\n"
+    "  --quiet                  no progress bar\n";
+
+typedef struct {
+    int quiet;
+    int tty;
+} progress_state;
+
+static int on_progress(int step, int n_steps, double secs, void *user)
+{
+    progress_state *ps = user;
+    if (ps->quiet || !ps->tty)
+        return 0;
+    double per = secs / step, eta = per * (n_steps - step);
+    int width = 30, filled = (int)((double)width * step / n_steps);
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r[%s] step %d/%d  %.2f s/step  ETA %.0f s ", bar, step, n_steps, per, eta);
+    if (step == n_steps)
+        fputc('\n', stderr);
+    fflush(stderr);
+    return 0;
+}
+
+static int parse_float_arg(const char *flag, const char *v, double lo, double hi, float *out)
+{
+    double d;
+    if (cli_parse_float(v, &d) || d < lo || d > hi)
+        return cli_usage_error("generate", "%s wants a number in [%g, %g], not '%s'", flag, lo,
+                               hi, v);
+    *out = (float)d;
+    return 0;
+}
+
+static int parse_int_arg(const char *flag, const char *v, long long lo, long long hi, int *out)
+{
+    long long x;
+    if (cli_parse_int(v, lo, hi, &x))
+        return cli_usage_error("generate", "%s wants an integer in [%lld, %lld], not '%s'", flag,
+                               lo, hi, v);
+    *out = (int)x;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    sld_sampler s;
+} SAMPLERS[] = {
+    {"pndm", SLD_SAMPLER_PNDM},     {"plms", SLD_SAMPLER_PNDM},       {"ddim", SLD_SAMPLER_DDIM},
+    {"euler", SLD_SAMPLER_EULER},   {"euler_a", SLD_SAMPLER_EULER_A}, {"lms", SLD_SAMPLER_LMS},
+    {"dpmpp_2m", SLD_SAMPLER_DPMPP_2M},
+};
+
+static const char *const PRESETS[] = {"off", "weak", "medium", "strong", "max"};
+
+/* out path for image i of n: "a.png" -> "a-3.png" */
+static char *image_path(const char *out, int i, int n)
+{
+    size_t len = strlen(out) + 16;
+    char *p = malloc(len);
+    if (!p)
+        return NULL;
+    if (n == 1) {
+        snprintf(p, len, "%s", out);
+        return p;
+    }
+    const char *dot = strrchr(out, '.');
+    const char *slash = strrchr(out, '/');
+    if (!dot || (slash && dot < slash))
+        dot = out + strlen(out);
+    snprintf(p, len, "%.*s-%d%s", (int)(dot - out), out, i, dot);
+    return p;
+}
 
 int cmd_generate(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "sld generate: not built yet\n");
-    return 1;
+    sld_gen_params p;
+    sld_gen_params_default(&p);
+    sld_model_opts mo;
+    sld_model_opts_default(&mo);
+    const char *model = NULL, *out = NULL, *latents_path = NULL;
+    int threads = 0, quiet = 0, prompt_set = 0;
+    sld_safety_preset preset = SLD_SAFETY_MEDIUM;
+    /* individual SLD overrides, applied after the preset */
+    float o_gs = NAN, o_th = NAN, o_ms = NAN, o_mb = NAN;
+    int o_wu = -1;
+    unsigned long long seed = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(GEN_USAGE, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--karras")) {
+            p.karras = 1;
+            continue;
+        }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-safety-checker")) {
+            p.safety_checker = 0;
+            mo.no_safety_checker = 1;
+            continue;
+        }
+        if (!strcmp(a, "--keep-flagged")) {
+            p.keep_flagged = 1;
+            continue;
+        }
+        if (a[0] != '-')
+            return cli_usage_error("generate", "unexpected argument '%s'", a);
+        if (i + 1 >= argc)
+            return cli_usage_error("generate", "'%s' needs a value or is unknown", a);
+        const char *v = argv[++i];
+        int rc = 0;
+        if (!strcmp(a, "--model"))
+            model = v;
+        else if (!strcmp(a, "--config"))
+            mo.config_dir = v;
+        else if (!strcmp(a, "--prompt")) {
+            p.prompt = v;
+            prompt_set = 1;
+        } else if (!strcmp(a, "--negative-prompt"))
+            p.negative_prompt = v;
+        else if (!strcmp(a, "--steps"))
+            rc = parse_int_arg(a, v, 1, 1000, &p.steps);
+        else if (!strcmp(a, "--cfg") || !strcmp(a, "--guidance-scale"))
+            rc = parse_float_arg(a, v, 0, 1000, &p.cfg);
+        else if (!strcmp(a, "--sampler")) {
+            int found = 0;
+            for (size_t k = 0; k < sizeof SAMPLERS / sizeof *SAMPLERS; k++)
+                if (!strcmp(v, SAMPLERS[k].name)) {
+                    p.sampler = SAMPLERS[k].s;
+                    found = 1;
+                }
+            if (!found)
+                return cli_usage_error("generate",
+                                       "unknown sampler '%s' (pndm, ddim, euler, euler_a, lms, "
+                                       "dpmpp_2m)",
+                                       v);
+        } else if (!strcmp(a, "--eta"))
+            rc = parse_float_arg(a, v, 0, 100, &p.eta);
+        else if (!strcmp(a, "--seed")) {
+            if (cli_parse_u64(v, &seed))
+                return cli_usage_error("generate", "--seed wants a non-negative integer, not '%s'",
+                                       v);
+        } else if (!strcmp(a, "--rng")) {
+            if (!strcmp(v, "avx2"))
+                p.rng_variant = SLD_RNG_AVX2;
+            else if (!strcmp(v, "default"))
+                p.rng_variant = SLD_RNG_DEFAULT;
+            else
+                return cli_usage_error("generate", "--rng wants avx2 or default, not '%s'", v);
+        } else if (!strcmp(a, "--width"))
+            rc = parse_int_arg(a, v, 8, 4096, &p.width);
+        else if (!strcmp(a, "--height"))
+            rc = parse_int_arg(a, v, 8, 4096, &p.height);
+        else if (!strcmp(a, "--images"))
+            rc = parse_int_arg(a, v, 1, 64, &p.n_images);
+        else if (!strcmp(a, "--safety")) {
+            int found = 0;
+            for (int k = 0; k < 5; k++)
+                if (!strcmp(v, PRESETS[k])) {
+                    preset = (sld_safety_preset)k;
+                    found = 1;
+                }
+            if (!found)
+                return cli_usage_error("generate",
+                                       "--safety wants off, weak, medium, strong or max, not '%s'",
+                                       v);
+        } else if (!strcmp(a, "--safety-concept"))
+            p.safety_concept = v;
+        else if (!strcmp(a, "--sld-guidance-scale"))
+            rc = parse_float_arg(a, v, 0, 1e9, &o_gs);
+        else if (!strcmp(a, "--sld-warmup-steps"))
+            rc = parse_int_arg(a, v, 0, 100000, &o_wu);
+        else if (!strcmp(a, "--sld-threshold"))
+            rc = parse_float_arg(a, v, -1e9, 1e9, &o_th);
+        else if (!strcmp(a, "--sld-momentum-scale"))
+            rc = parse_float_arg(a, v, -1e9, 1e9, &o_ms);
+        else if (!strcmp(a, "--sld-mom-beta"))
+            rc = parse_float_arg(a, v, 0, 1, &o_mb);
+        else if (!strcmp(a, "--prediction")) {
+            if (!strcmp(v, "epsilon"))
+                mo.prediction = SLD_PRED_EPSILON;
+            else if (!strcmp(v, "v") || !strcmp(v, "v_prediction"))
+                mo.prediction = SLD_PRED_V;
+            else
+                return cli_usage_error("generate", "--prediction wants epsilon or v, not '%s'", v);
+        } else if (!strcmp(a, "--threads"))
+            rc = parse_int_arg(a, v, 0, 4096, &threads);
+        else if (!strcmp(a, "--save-latents"))
+            latents_path = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output"))
+            out = v;
+        else
+            return cli_usage_error("generate", "unknown option '%s'", a);
+        if (rc)
+            return rc;
+    }
+    if (!model)
+        return cli_usage_error("generate", "--model is required");
+    if (!prompt_set)
+        return cli_usage_error("generate", "--prompt is required");
+    if (!out)
+        return cli_usage_error("generate", "-o OUT.png is required");
+    if ((p.width && p.width % 8) || (p.height && p.height % 8))
+        return cli_usage_error("generate", "--width and --height must be multiples of 8 (got %dx%d)",
+                               p.width, p.height);
+
+    p.sld = sld_safety_preset_get(preset);
+    if (!isnan(o_gs))
+        p.sld.guidance_scale = o_gs;
+    if (o_wu >= 0)
+        p.sld.warmup_steps = o_wu;
+    if (!isnan(o_th))
+        p.sld.threshold = o_th;
+    if (!isnan(o_ms))
+        p.sld.momentum_scale = o_ms;
+    if (!isnan(o_mb))
+        p.sld.mom_beta = o_mb;
+    p.seed = seed;
+
+    progress_state ps = {quiet, isatty(2)};
+    p.progress = on_progress;
+    p.progress_user = &ps;
+
+    sld_error err;
+    sld_model *m = NULL;
+    sld_ctx *c = NULL;
+    sld_gen_result r = {0};
+    int rc = 1;
+    char *params = NULL;
+    if (sld_model_open(&m, model, &mo, &err) || sld_ctx_new(&c, m, threads, &err) ||
+        sld_generate(c, &p, &r, &err)) {
+        if (ps.tty && !quiet)
+            fputc('\n', stderr);
+        cli_fail(&err);
+        goto done;
+    }
+    params = sld_gen_params_text(&p, m, seed);
+    for (int i = 0; i < r.n; i++) {
+        char *path = image_path(out, i, r.n);
+        if (!path) {
+            fprintf(stderr, "sld: out of memory\n");
+            goto done;
+        }
+        sld_status st = sld_png_write(path, r.pixels + (size_t)i * r.width * r.height * 3,
+                                      r.width, r.height, params, &err);
+        if (!st && !quiet)
+            fprintf(stderr, "sld: wrote %s%s\n", path, r.nsfw && r.nsfw[i] ? " (flagged)" : "");
+        free(path);
+        if (st) {
+            cli_fail(&err);
+            goto done;
+        }
+    }
+    if (latents_path) {
+        const char *names[1] = {"latents"};
+        int nd[1] = {4};
+        int64_t shape[4] = {r.n, 4, r.height / 8, r.width / 8};
+        const int64_t *shapes[1] = {shape};
+        const float *data[1] = {r.latents};
+        if (sld_tensors_write_f32(latents_path, 1, names, nd, shapes, data, &err)) {
+            cli_fail(&err);
+            goto done;
+        }
+    }
+    if (!quiet)
+        fprintf(stderr, "sld: %d image(s) in %.1f s\n", r.n, r.seconds);
+    rc = 0;
+done:
+    free(params);
+    sld_gen_result_free(&r);
+    sld_ctx_free(c);
+    sld_model_close(m);
+    return rc;
 }

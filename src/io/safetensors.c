@@ -552,3 +552,23 @@ done:
     cJSON_Delete(root);
     return st;
 }
+
+sld_status sld_tensors_write_f32(const char *path, int n, const char *const *names,
+                                 const int *ndims, const int64_t *const *shapes,
+                                 const float *const *data, sld_error *err)
+{
+    if (n < 0 || n > 64)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "%s: bad tensor count %d", path, n);
+    sld_st_out t[64];
+    for (int i = 0; i < n; i++) {
+        if (ndims[i] < 0 || ndims[i] > SLD_ST_MAX_DIMS)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "%s: tensor '%s' has rank %d", path,
+                           names[i], ndims[i]);
+        t[i].name = names[i];
+        t[i].dtype = SLD_DT_F32;
+        t[i].ndim = ndims[i];
+        memcpy(t[i].shape, shapes[i], (size_t)ndims[i] * sizeof(int64_t));
+        t[i].data = data[i];
+    }
+    return sld_st_write(path, t, n, NULL, 0, err);
+}

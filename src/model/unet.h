@@ -10,6 +10,13 @@
 
 #define SLD_UNET_MAX_BLOCKS 8
 
+#ifndef SLD_TENSOR_LIST_FN_DEFINED
+#define SLD_TENSOR_LIST_FN_DEFINED
+/* Receives one parameter name and its shape (ndim dims) when a network lists
+ * what a config needs. */
+typedef void (*sld_tensor_list_fn)(void *user, const char *name, int ndim, const int64_t *shape);
+#endif
+
 typedef struct {
     int in_channels, out_channels;
     int n_blocks;                                  /* len(block_out_channels) */
@@ -49,5 +56,19 @@ const sld_unet_config *sld_unet_cfg(const sld_unet *u);
 sld_status sld_unet_forward(sld_unet *u, const float *sample, int B, int h, int w,
                             const float *timesteps, const float *ctx, int n_ctx, float *out,
                             sld_error *err);
+
+/* Debug/test hook: when set, called with each module output diffusers'
+ * goldens name (time_proj [B,C0], time_embedding [B,4*C0], conv_in,
+ * down_blocks.i, mid_block, up_blocks.i, conv_norm_out before SiLU) as
+ * x [B,C,H,W] (H = W = 1 for the embeddings). NULL clears it. */
+typedef void (*sld_unet_tap_fn)(void *user, const char *name, const float *x, int B, int C,
+                                int H, int W);
+void sld_unet_set_tap(sld_unet *u, sld_unet_tap_fn fn, void *user);
+/* Lists every parameter a config needs (diffusers name, rank, shape) in
+ * binding order; used by sld_make_random and tests. */
+sld_status sld_unet_tensors(const sld_unet_config *c, sld_tensor_list_fn fn, void *user,
+                            sld_error *err);
+/* Bytes of the activation arena currently reserved. */
+size_t sld_unet_arena_bytes(const sld_unet *u);
 
 #endif /* SLD_UNET_H */

@@ -9,6 +9,13 @@
 
 #define SLD_VAE_MAX_BLOCKS 8
 
+#ifndef SLD_TENSOR_LIST_FN_DEFINED
+#define SLD_TENSOR_LIST_FN_DEFINED
+/* Receives one parameter name and its shape (ndim dims) when a network lists
+ * what a config needs. */
+typedef void (*sld_tensor_list_fn)(void *user, const char *name, int ndim, const int64_t *shape);
+#endif
+
 typedef struct {
     int in_channels, out_channels, latent_channels;
     int n_blocks;
@@ -34,5 +41,17 @@ sld_status sld_vae_decode(sld_vae *v, const float *latents, int B, int h, int w,
 /* image [B,3,H,W] -> mean, logvar [B,4,H/8,W/8] (logvar clamped to [-30,20]). */
 sld_status sld_vae_encode(sld_vae *v, const float *image, int B, int H, int W, float *mean,
                           float *logvar, sld_error *err);
+
+/* Debug/test hook: called with module outputs named as diffusers' goldens
+ * (post_quant_conv, decoder.conv_in, decoder.mid_block, decoder.up_blocks.i)
+ * as x [B,C,H,W]. NULL clears it. */
+typedef void (*sld_vae_tap_fn)(void *user, const char *name, const float *x, int B, int C,
+                               int H, int W);
+void sld_vae_set_tap(sld_vae *v, sld_vae_tap_fn fn, void *user);
+/* Lists every parameter (encoder then decoder) a config needs. */
+sld_status sld_vae_tensors(const sld_vae_config *c, sld_tensor_list_fn fn, void *user,
+                           sld_error *err);
+/* Bytes of the activation arena currently reserved. */
+size_t sld_vae_arena_bytes(const sld_vae *v);
 
 #endif /* SLD_VAE_H */

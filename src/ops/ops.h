@@ -109,4 +109,25 @@ void sld_nhwc_to_nchw_ref(const float *x, float *y, int B, int C, int HW);
 void sld_upsample_nearest_ref(const float *x, float *y, int B, int C, int H, int W, int Ho,
                               int Wo);
 
+/* ---- caches and per-ISA kernels ----------------------------------------------------- */
+
+/* Drops the process-wide conv cache (oneDNN primitives and weights reordered
+ * into their blocked layout, keyed by weight pointer). Call it before freeing
+ * or rewriting in place any weight buffer passed to sld_conv2d (e.g. in model
+ * close), and never concurrently with running ops. Results never depend on it. */
+void sld_ops_cache_clear(void);
+
+/* AVX-512 kernels (*_avx512.c); call only when sld_cpu_isa() >= SLD_ISA_AVX512.
+ * Same contracts as the ops above. sld_attention_avx512 returns false (writing
+ * nothing) when it cannot run (e.g. out of memory) so the caller falls back. */
+bool sld_attention_avx512(const float *q, int ldq, const float *k, int ldk, const float *v,
+                          int ldv, float *out, int ldo, int B, int Nq, int Nk, int heads, int dh,
+                          float scale, bool causal);
+void sld_group_norm_avx512(const float *x, float *y, int B, int C, int HW, int G, float eps,
+                           const float *gamma, const float *beta, bool silu);
+void sld_layer_norm_avx512(const float *x, float *y, int rows, int C, float eps,
+                           const float *gamma, const float *beta);
+void sld_silu_avx512(float *x, size_t n);
+void sld_quick_gelu_avx512(float *x, size_t n);
+
 #endif /* SLD_OPS_H */

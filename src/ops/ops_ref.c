@@ -257,13 +257,19 @@ void sld_nhwc_to_nchw_ref(const float *x, float *y, int B, int C, int HW)
 void sld_upsample_nearest_ref(const float *x, float *y, int B, int C, int H, int W, int Ho,
                               int Wo)
 {
+    /* torch computes the source index in float: floor(dst * (float)in/out),
+     * clamped to in-1; matching that (not exact integer division) keeps odd
+     * ratios identical to the goldens. */
+    float sy = (float)H / (float)Ho, sx = (float)W / (float)Wo;
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         const float *xp = x + bc * H * W;
         float *yp = y + bc * Ho * Wo;
         for (int oy = 0; oy < Ho; oy++) {
-            int iy = (int)(((int64_t)oy * H) / Ho);
+            int iy = (int)floorf((float)oy * sy);
+            iy = iy < H - 1 ? iy : H - 1;
             for (int ox = 0; ox < Wo; ox++) {
-                int ix = (int)(((int64_t)ox * W) / Wo);
+                int ix = (int)floorf((float)ox * sx);
+                ix = ix < W - 1 ? ix : W - 1;
                 yp[(size_t)oy * Wo + ox] = xp[(size_t)iy * W + ix];
             }
         }

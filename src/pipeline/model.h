@@ -16,7 +16,7 @@
 
 #define SLD_MODEL_MAX_FILES 8
 
-struct sld_safety_checker; /* eval/safety_checker.h; optional */
+struct sld_safety_checker; /* model/safety_checker.h; optional */
 
 struct sld_model {
     sld_arch arch;

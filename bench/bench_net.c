@@ -1,0 +1,190 @@
+/* bench_net.c — one UNet evaluation at SD 1.5 shape (64x64 latents, batch 1
+ * and 3) and one VAE decode at 512x512, on a full-size random model written
+ * by sld_make_random (cached in $SLD_BENCH_DIR or /tmp/sld-bench-sd15).
+ *
+ * Usage: bench_net [--threads N] [--reps R] [--skip-vae]
+ * Validation before timing: outputs must be finite (the numerics are checked
+ * by tests/test_unet and test_vae against diffusers). Prints seconds (median
+ * of R), GFLOP/s (UNet SD 1.5 64x64: 803 GFLOP per batch item; VAE decode
+ * 512x512: 2515 GFLOP (convs + attention, 2 FLOP per MAC)), peak RSS, and an output checksum. */
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "model/unet.h"
+#include "model/vae.h"
+#include "model/weights.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double checksum(const float *x, size_t n, int *finite)
+{
+    double s = 0;
+    *finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i]))
+            *finite = 0;
+        s += x[i] * (double)((i % 7) + 1);
+    }
+    return s;
+}
+
+static int open_part(const char *dir, const char *sub, sld_st_file **f, sld_weights **w,
+                     sld_json *j)
+{
+    char p[4096];
+    sld_error err;
+    snprintf(p, sizeof p, "%s/%s/diffusion_pytorch_model.safetensors", dir, sub);
+    if (sld_st_open(f, p, &err) || sld_weights_new(w, sub, &err) ||
+        sld_weights_add_file(*w, *f, NULL, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 0;
+    }
+    snprintf(p, sizeof p, "%s/%s/config.json", dir, sub);
+    if (sld_json_load(j, p, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 0;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 2, reps = 1, skip_vae = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--skip-vae"))
+            skip_vae = 1;
+    }
+    if (reps < 1 || reps > 64)
+        reps = 1;
+    sld_threads_set(threads);
+    const char *dir = getenv("SLD_BENCH_DIR");
+    if (!dir || !*dir)
+        dir = "/tmp/sld-bench-sd15";
+    sld_error err;
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/vae/diffusion_pytorch_model.safetensors", dir);
+    if (!sld_path_exists(probe)) {
+        double t0 = sld_time_now();
+        if (sld_make_random("sd15", dir, 1, &err)) {
+            fprintf(stderr, "make-random: %s\n", err.msg);
+            return 1;
+        }
+        fprintf(stderr, "wrote random SD 1.5 to %s in %.1f s\n", dir, sld_time_now() - t0);
+    }
+    printf("case,isa,threads,seconds,gflops,gflop_per_s,peak_rss_mib,checksum\n");
+
+    /* ---- UNet ---- */
+    sld_st_file *f;
+    sld_weights *w;
+    sld_json j;
+    sld_unet_config uc;
+    sld_unet *u = NULL;
+    if (!open_part(dir, "unet", &f, &w, &j))
+        return 1;
+    if (sld_unet_config_from_json(&uc, &j, &err) || sld_unet_load(&u, &uc, w, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    sld_json_free(&j);
+    const int h = 64, wd = 64, nc = 77, D = uc.cross_attention_dim;
+    const int batches[2] = {1, 3};
+    for (int bi = 0; bi < 2; bi++) {
+        int B = batches[bi];
+        size_t nx = (size_t)B * 4 * h * wd;
+        float *x = malloc(nx * sizeof *x), *y = malloc(nx * sizeof *y);
+        float *ctx = malloc(sizeof(float) * B * nc * D), ts[3] = {981, 981, 981};
+        uint64_t s = 7;
+        for (size_t i = 0; i < nx; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = (float)((s >> 40) & 0xffff) / 32768.0f - 1.0f;
+        }
+        for (size_t i = 0; i < (size_t)B * nc * D; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            ctx[i] = (float)((s >> 40) & 0xffff) / 32768.0f - 1.0f;
+        }
+        double tv[64];
+        for (int r = 0; r < reps; r++) {
+            double t0 = sld_time_now();
+            if (sld_unet_forward(u, x, B, h, wd, ts, ctx, nc, y, &err)) {
+                fprintf(stderr, "%s\n", err.msg);
+                return 1;
+            }
+            tv[r] = sld_time_now() - t0;
+        }
+        qsort(tv, (size_t)reps, sizeof tv[0], cmp_d);
+        int fin;
+        double cs = checksum(y, nx, &fin);
+        double gf = 803.0 * B;
+        printf("unet_sd15_64x64_b%d,%s,%d,%.3f,%.0f,%.1f,%.0f,%.6e%s\n", B,
+               sld_isa_name(sld_cpu_isa()), threads, tv[reps / 2], gf, gf / tv[reps / 2],
+               peak_rss_mib(), cs, fin ? "" : " NONFINITE");
+        fflush(stdout);
+        free(x);
+        free(y);
+        free(ctx);
+    }
+    sld_unet_free(u);
+    sld_weights_free(w);
+    sld_st_close(f);
+
+    /* ---- VAE decode ---- */
+    if (!skip_vae) {
+        sld_vae_config vc;
+        sld_vae *v = NULL;
+        if (!open_part(dir, "vae", &f, &w, &j))
+            return 1;
+        if (sld_vae_config_from_json(&vc, &j, &err) || sld_vae_load(&v, &vc, w, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        sld_json_free(&j);
+        size_t nz = 4 * 64 * 64, ni = (size_t)3 * 512 * 512;
+        float *z = malloc(nz * sizeof *z), *img = malloc(ni * sizeof *img);
+        uint64_t s = 11;
+        for (size_t i = 0; i < nz; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            z[i] = (float)((s >> 40) & 0xffff) / 32768.0f - 1.0f;
+        }
+        double tv[64];
+        for (int r = 0; r < reps; r++) {
+            double t0 = sld_time_now();
+            if (sld_vae_decode(v, z, 1, 64, 64, img, &err)) {
+                fprintf(stderr, "%s\n", err.msg);
+                return 1;
+            }
+            tv[r] = sld_time_now() - t0;
+        }
+        qsort(tv, (size_t)reps, sizeof tv[0], cmp_d);
+        int fin;
+        double cs = checksum(img, ni, &fin);
+        printf("vae_decode_512,%s,%d,%.3f,%.0f,%.1f,%.0f,%.6e%s\n", sld_isa_name(sld_cpu_isa()),
+               threads, tv[reps / 2], 2515.0, 2515.0 / tv[reps / 2], peak_rss_mib(), cs,
+               fin ? "" : " NONFINITE");
+        free(z);
+        free(img);
+        sld_vae_free(v);
+        sld_weights_free(w);
+        sld_st_close(f);
+    }
+    return 0;
+}

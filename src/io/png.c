@@ -1,0 +1,367 @@
+/*
+ * png.c — PNG encode/decode with libpng (see png.h).
+ *
+ * libpng reports errors by longjmp; every entry point here installs its own
+ * error handler that copies libpng's message into a per-call struct, so the
+ * message that reaches sld_error names the file and what libpng saw. Buffers
+ * that must be released after a longjmp are allocated before setjmp and kept
+ * in that struct (no locals are modified between setjmp and longjmp).
+ */
+#include "io/png.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <png.h>
+#include <setjmp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    char msg[200];
+    int io_errno;    /* errno of the first failed fwrite/fflush, 0 if none */
+    FILE *f;
+} png_io;
+
+static void on_png_error(png_structp png, png_const_charp msg)
+{
+    png_io *io = png_get_error_ptr(png);
+    snprintf(io->msg, sizeof io->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_png_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    sld_log(SLD_LOG_DEBUG, "libpng: %s", msg);
+}
+
+static void on_png_write(png_structp png, png_bytep data, size_t n)
+{
+    png_io *io = png_get_io_ptr(png);
+    errno = 0;
+    if (fwrite(data, 1, n, io->f) != n) {
+        if (!io->io_errno)
+            io->io_errno = errno ? errno : EIO;
+        png_error(png, "write failed");
+    }
+}
+
+static void on_png_flush(png_structp png)
+{
+    png_io *io = png_get_io_ptr(png);
+    if (fflush(io->f) != 0 && !io->io_errno)
+        io->io_errno = errno ? errno : EIO;
+}
+
+static sld_status check_args(const char *name, const uint8_t *rgb, int width, int height,
+                             const sld_png_text *text, int n_text, sld_error *err)
+{
+    if (!rgb || width <= 0 || height <= 0 || width > SLD_PNG_MAX_SIDE ||
+        height > SLD_PNG_MAX_SIDE)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "%s: cannot write a %dx%d image (1..%d a side)",
+                       name, width, height, SLD_PNG_MAX_SIDE);
+    if (n_text < 0 || (n_text > 0 && !text))
+        return sld_err(err, SLD_ERR_INVALID_ARG, "%s: bad text chunk list", name);
+    for (int i = 0; i < n_text; i++) {
+        size_t kl = text[i].key ? strlen(text[i].key) : 0;
+        if (kl < 1 || kl > 79 || !text[i].value)
+            return sld_err(err, SLD_ERR_INVALID_ARG,
+                           "%s: text chunk key must be 1..79 characters with a value", name);
+    }
+    return SLD_OK;
+}
+
+sld_status sld_png_write_stream(FILE *f, const char *name, const uint8_t *rgb, int width,
+                                int height, const sld_png_text *text, int n_text,
+                                sld_error *err)
+{
+    sld_status st = check_args(name, rgb, width, height, text, n_text, err);
+    if (st)
+        return st;
+    png_io io = {.f = f};
+    png_textp chunks = NULL;
+    if (n_text > 0) {
+        chunks = sld_calloc((size_t)n_text, sizeof *chunks);
+        if (!chunks)
+            return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory for text chunks", name);
+        for (int i = 0; i < n_text; i++) {
+            chunks[i].compression = PNG_TEXT_COMPRESSION_NONE;
+            chunks[i].key = (png_charp)text[i].key;
+            chunks[i].text = (png_charp)text[i].value;
+            chunks[i].text_length = strlen(text[i].value);
+        }
+    }
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, on_png_error,
+                                              on_png_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_write_struct(&png, NULL);
+        sld_free(chunks);
+        return sld_err(err, SLD_ERR_NOMEM, "%s: cannot create a PNG encoder", name);
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        sld_free(chunks);
+        if (io.io_errno)
+            return sld_err(err, SLD_ERR_IO, "%s: write failed: %s", name, strerror(io.io_errno));
+        return sld_err(err, SLD_ERR_IO, "%s: PNG encoding failed: %s", name, io.msg);
+    }
+    png_set_write_fn(png, &io, on_png_write, on_png_flush);
+    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (n_text > 0)
+        png_set_text(png, info, chunks, n_text);
+    png_write_info(png, info);
+    for (int y = 0; y < height; y++)
+        png_write_row(png, (png_const_bytep)(rgb + (size_t)y * (size_t)width * 3));
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    sld_free(chunks);
+    /* Buffered bytes may only fail here (e.g. ENOSPC on the final flush). */
+    errno = 0;
+    if (fflush(f) != 0 || ferror(f) || io.io_errno) {
+        int e = io.io_errno ? io.io_errno : (errno ? errno : EIO);
+        return sld_err(err, SLD_ERR_IO, "%s: write failed: %s", name, strerror(e));
+    }
+    return SLD_OK;
+}
+
+/* fsync of the folder makes the rename itself durable. Failure is not fatal:
+ * some file systems do not support it. */
+static void sync_parent_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        strcpy(dir, ".");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n == 0)
+            n = 1;
+        if (n >= sizeof dir)
+            return;
+        memcpy(dir, path, n);
+        dir[n] = 0;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+sld_status sld_png_write_text(const char *path, const uint8_t *rgb, int width, int height,
+                              const sld_png_text *text, int n_text, sld_error *err)
+{
+    if (!path || !*path)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "PNG write: empty path");
+    sld_status st = check_args(path, rgb, width, height, text, n_text, err);
+    if (st)
+        return st;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return sld_err(err, SLD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return sld_err(err, SLD_ERR_IO, "%s: cannot open: %s", tmp, strerror(e));
+    }
+    st = sld_png_write_stream(f, path, rgb, width, height, text, n_text, err);
+    if (st == SLD_OK && fsync(fileno(f)) != 0)
+        st = sld_err(err, SLD_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && st == SLD_OK)
+        st = sld_err(err, SLD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    if (st) {
+        unlink(tmp);
+        return st;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return sld_err(err, SLD_ERR_IO, "%s: cannot rename into place: %s", path, strerror(e));
+    }
+    sync_parent_dir(path);
+    return SLD_OK;
+}
+
+sld_status sld_png_write(const char *path, const uint8_t *rgb, int width, int height,
+                         const char *parameters, sld_error *err)
+{
+    sld_png_text t = {"parameters", parameters};
+    return sld_png_write_text(path, rgb, width, height, &t, parameters ? 1 : 0, err);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+typedef struct {
+    png_io io;
+    png_structp png;
+    png_infop info, end_info;
+    uint8_t *pixels;
+    uint8_t *row;
+    png_bytep *rows;
+} png_reader;
+
+static void reader_free(png_reader *r)
+{
+    if (r->png)
+        png_destroy_read_struct(&r->png, &r->info, &r->end_info);
+    if (r->io.f)
+        fclose(r->io.f);
+    sld_free(r->rows);
+    sld_free(r->row);
+    sld_free(r->pixels);
+    memset(r, 0, sizeof *r);
+}
+
+/* Opens path, checks the signature and creates the libpng structs. */
+static sld_status reader_open(png_reader *r, const char *path, sld_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->io.f = fopen(path, "rb");
+    if (!r->io.f)
+        return sld_err(err, SLD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t sig[8];
+    if (fread(sig, 1, 8, r->io.f) != 8 || png_sig_cmp(sig, 0, 8)) {
+        reader_free(r);
+        return sld_err(err, SLD_ERR_FORMAT, "%s: not a PNG file (bad signature)", path);
+    }
+    r->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r->io, on_png_error,
+                                    on_png_warning);
+    if (r->png)
+        r->info = png_create_info_struct(r->png);
+    if (r->info)
+        r->end_info = png_create_info_struct(r->png);
+    if (!r->end_info) {
+        reader_free(r);
+        return sld_err(err, SLD_ERR_NOMEM, "%s: cannot create a PNG decoder", path);
+    }
+    png_init_io(r->png, r->io.f);
+    png_set_sig_bytes(r->png, 8);
+    png_set_user_limits(r->png, SLD_PNG_MAX_SIDE, SLD_PNG_MAX_SIDE);
+    png_set_chunk_malloc_max(r->png, 64u << 20);
+    return SLD_OK;
+}
+
+sld_status sld_png_read(const char *path, uint8_t **rgb, int *width, int *height,
+                        sld_error *err)
+{
+    *rgb = NULL;
+    *width = *height = 0;
+    png_reader r;
+    sld_status st = reader_open(&r, path, err);
+    if (st)
+        return st;
+    if (setjmp(png_jmpbuf(r.png))) {
+        st = sld_err(err, SLD_ERR_FORMAT, "%s: corrupt PNG: %s", path, r.io.msg);
+        reader_free(&r);
+        return st;
+    }
+    png_read_info(r.png, r.info);
+    png_uint_32 w = png_get_image_width(r.png, r.info), h = png_get_image_height(r.png, r.info);
+    if ((size_t)w * h > SLD_PNG_MAX_PIXELS) {
+        reader_free(&r);
+        return sld_err(err, SLD_ERR_FORMAT, "%s: %ux%u pixels is more than the %zu allowed",
+                       path, (unsigned)w, (unsigned)h, SLD_PNG_MAX_PIXELS);
+    }
+    int ct = png_get_color_type(r.png, r.info);
+    int depth = png_get_bit_depth(r.png, r.info);
+    if (ct == PNG_COLOR_TYPE_PALETTE)
+        png_set_palette_to_rgb(r.png);
+    if (ct == PNG_COLOR_TYPE_GRAY && depth < 8)
+        png_set_expand_gray_1_2_4_to_8(r.png);
+    if (depth == 16)
+        png_set_strip_16(r.png);
+    if (ct == PNG_COLOR_TYPE_GRAY || ct == PNG_COLOR_TYPE_GRAY_ALPHA)
+        png_set_gray_to_rgb(r.png);
+    png_set_strip_alpha(r.png);
+    png_set_interlace_handling(r.png);
+    png_read_update_info(r.png, r.info);
+    if (png_get_channels(r.png, r.info) != 3 || png_get_bit_depth(r.png, r.info) != 8 ||
+        png_get_rowbytes(r.png, r.info) != (size_t)w * 3) {
+        reader_free(&r);
+        return sld_err(err, SLD_ERR_UNSUPPORTED, "%s: cannot convert this PNG layout to RGB",
+                       path);
+    }
+    r.pixels = sld_malloc((size_t)w * h * 3);
+    r.rows = sld_malloc((size_t)h * sizeof *r.rows);
+    if (!r.pixels || !r.rows) {
+        reader_free(&r);
+        return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory for %ux%u pixels", path,
+                       (unsigned)w, (unsigned)h);
+    }
+    for (png_uint_32 y = 0; y < h; y++)
+        r.rows[y] = r.pixels + (size_t)y * w * 3;
+    png_read_image(r.png, r.rows);
+    png_read_end(r.png, NULL);
+    *rgb = r.pixels;
+    *width = (int)w;
+    *height = (int)h;
+    r.pixels = NULL;
+    reader_free(&r);
+    return SLD_OK;
+}
+
+static int find_text(png_structp png, png_infop info, const char *key, char **value)
+{
+    png_textp t;
+    int n = 0;
+    if (!png_get_text(png, info, &t, &n))
+        return 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(t[i].key, key) == 0) {
+            size_t len = t[i].compression >= PNG_ITXT_COMPRESSION_NONE ? t[i].itxt_length
+                                                                       : t[i].text_length;
+            char *s = sld_malloc(len + 1);
+            if (!s)
+                return -1;
+            memcpy(s, t[i].text, len);
+            s[len] = 0;
+            *value = s;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+sld_status sld_png_read_text(const char *path, const char *key, char **value, sld_error *err)
+{
+    *value = NULL;
+    png_reader r;
+    sld_status st = reader_open(&r, path, err);
+    if (st)
+        return st;
+    if (setjmp(png_jmpbuf(r.png))) {
+        st = sld_err(err, SLD_ERR_FORMAT, "%s: corrupt PNG: %s", path, r.io.msg);
+        reader_free(&r);
+        return st;
+    }
+    png_read_info(r.png, r.info);
+    int found = find_text(r.png, r.info, key, value);
+    if (found == 0) {
+        /* Text after the image data: decode rows one by one to reach it. */
+        int passes = png_set_interlace_handling(r.png);
+        png_read_update_info(r.png, r.info);
+        r.row = sld_malloc(png_get_rowbytes(r.png, r.info) + 1);
+        if (!r.row) {
+            reader_free(&r);
+            return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", path);
+        }
+        png_uint_32 h = png_get_image_height(r.png, r.info);
+        for (int p = 0; p < passes; p++)
+            for (png_uint_32 y = 0; y < h; y++)
+                png_read_row(r.png, r.row, NULL);
+        png_read_end(r.png, r.end_info);
+        found = find_text(r.png, r.end_info, key, value);
+    }
+    reader_free(&r);
+    if (found < 0)
+        return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory for text '%s'", path, key);
+    return SLD_OK;
+}

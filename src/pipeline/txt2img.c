@@ -1,0 +1,385 @@
+/*
+ * txt2img.c — text to image with classifier-free guidance and Safe Latent
+ * Diffusion: sld_generate and its parameter helpers.
+ *
+ * Mirrors diffusers' StableDiffusionPipelineSafe (and StableDiffusionPipeline
+ * when safety guidance is off):
+ *   1. encode [negative-or-empty, prompt, safety concept], each repeated per
+ *      image: the UNet batch is [uncond x N | prompt x N | safety x N] (the
+ *      safety chunk only when SLD is active, the uncond chunk only with CFG);
+ *   2. latents = randn([N,4,h,w], generator) * init_noise_sigma;
+ *   3. per loop iteration i (UNet evaluations; PNDM makes steps+1): scale the
+ *      input, one batched UNet call, CFG + SLD (sample/guidance.c), scheduler
+ *      step (noise for ancestral samplers from the same generator);
+ *   4. decode latents * (1/scaling) (Safe) or latents / scaling (plain), clamp
+ *      x/2+0.5 to [0,1], 8-bit with round-half-to-even like numpy;
+ *   5. optional safety checker; flagged images are blacked out unless kept.
+ * All buffers are allocated once before the loop.
+ */
+#include "model/safety_checker.h"
+#include "pipeline/model.h"
+#include "sample/guidance.h"
+#include "sample/rng.h"
+#include "sample/sched.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Conditionings per UNet call: a batch of 3N is split into chunks of at most
+ * this many samples to bound activation memory (results are per-sample). */
+#define UNET_MAX_BATCH 6
+#define MAX_IMAGES 64
+
+void sld_gen_params_default(sld_gen_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->prompt = "";
+    p->steps = 50;
+    p->cfg = 7.5f;
+    p->sampler = SLD_SAMPLER_DEFAULT;
+    p->rng_variant = SLD_RNG_AVX2;
+    p->n_images = 1;
+    p->sld = sld_safety_preset_get(SLD_SAFETY_MEDIUM);
+    p->safety_checker = 1;
+}
+
+void sld_gen_result_free(sld_gen_result *r)
+{
+    if (!r)
+        return;
+    sld_free(r->pixels);
+    sld_free(r->image_float);
+    sld_free(r->latents);
+    sld_free(r->nsfw);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *a1111_sampler(sld_sampler s, int karras)
+{
+    switch (s) {
+    case SLD_SAMPLER_PNDM: return "PLMS";
+    case SLD_SAMPLER_DDIM: return "DDIM";
+    case SLD_SAMPLER_EULER: return "Euler";
+    case SLD_SAMPLER_EULER_A: return "Euler a";
+    case SLD_SAMPLER_LMS: return "LMS";
+    case SLD_SAMPLER_DPMPP_2M: return karras ? "DPM++ 2M Karras" : "DPM++ 2M";
+    case SLD_SAMPLER_DEFAULT: break;
+    }
+    return "default";
+}
+
+/* The sampler a model's scheduler config names, for metadata. */
+static sld_sampler resolve_sampler(const sld_model *m, sld_sampler s)
+{
+    if (s != SLD_SAMPLER_DEFAULT || !m || !m->sched_cfg.root)
+        return s;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m->sched_cfg.root, "_class_name");
+    if (cJSON_IsString(c)) {
+        for (int k = SLD_SAMPLER_PNDM; k < SLD_SAMPLER_DEFAULT; k++)
+            if (!strcmp(c->valuestring, sld_sampler_class((sld_sampler)k)))
+                return (sld_sampler)k;
+    }
+    return s;
+}
+
+/* Appends printf output to a growing buffer; sets *oom on failure. */
+static void sb_printf(char **buf, size_t *len, size_t *cap, int *oom, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void sb_printf(char **buf, size_t *len, size_t *cap, int *oom, const char *fmt, ...)
+{
+    if (*oom)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || *len + (size_t)n + 1 > *cap) {
+        size_t nc = (*cap ? *cap * 2 : 256) + (size_t)(n > 0 ? n : 0);
+        char *nb = sld_realloc(*buf, nc);
+        if (!nb) {
+            *oom = 1;
+            return;
+        }
+        *buf = nb;
+        *cap = nc;
+    }
+    va_start(ap, fmt);
+    vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+    va_end(ap);
+    *len += (size_t)n;
+}
+
+char *sld_gen_params_text(const sld_gen_params *p, const sld_model *m, uint64_t seed)
+{
+    char *b = NULL;
+    size_t len = 0, cap = 0;
+    int oom = 0;
+    sld_sampler s = resolve_sampler(m, p->sampler);
+    int w = p->width, h = p->height;
+    if (m && !w)
+        w = m->default_size;
+    if (m && !h)
+        h = m->default_size;
+    sb_printf(&b, &len, &cap, &oom, "%s\n", p->prompt ? p->prompt : "");
+    if (p->negative_prompt && *p->negative_prompt)
+        sb_printf(&b, &len, &cap, &oom, "Negative prompt: %s\n", p->negative_prompt);
+    sb_printf(&b, &len, &cap, &oom, "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d",
+              p->steps, a1111_sampler(s, p->karras), (double)p->cfg, (unsigned long long)seed, w, h);
+    if (m && m->name)
+        sb_printf(&b, &len, &cap, &oom, ", Model: %s", m->name);
+    if (s == SLD_SAMPLER_DDIM && p->eta > 0)
+        sb_printf(&b, &len, &cap, &oom, ", Eta: %g", (double)p->eta);
+    if (p->n_images > 1)
+        sb_printf(&b, &len, &cap, &oom, ", Batch size: %d", p->n_images);
+    if (sld_guidance_sld_active(p->cfg, &p->sld)) {
+        sb_printf(&b, &len, &cap, &oom,
+                  ", SLD: on, SLD guidance scale: %g, SLD warmup steps: %d, SLD threshold: %g, "
+                  "SLD momentum scale: %g, SLD mom beta: %g",
+                  (double)p->sld.guidance_scale, p->sld.warmup_steps, (double)p->sld.threshold,
+                  (double)p->sld.momentum_scale, (double)p->sld.mom_beta);
+        const char *concept = p->safety_concept ? p->safety_concept : SLD_DEFAULT_SAFETY_CONCEPT;
+        /* quoted like A1111 quotes values containing commas */
+        sb_printf(&b, &len, &cap, &oom, ", Safety concept: \"");
+        for (const char *c = concept; *c; c++)
+            sb_printf(&b, &len, &cap, &oom, *c == '"' ? "\\\"" : "%c", *c);
+        sb_printf(&b, &len, &cap, &oom, "\"");
+    } else {
+        sb_printf(&b, &len, &cap, &oom, ", SLD: off");
+    }
+    sb_printf(&b, &len, &cap, &oom, ", Generator: sld");
+    if (oom) {
+        sld_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static sld_status check_params(const sld_model *m, const sld_gen_params *p, int *W, int *H,
+                               sld_error *err)
+{
+    if (!p->prompt)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "no prompt given");
+    if (p->steps < 1 || p->steps > 1000)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "steps must be between 1 and 1000, got %d",
+                       p->steps);
+    if (!isfinite(p->cfg) || p->cfg < 0 || p->cfg > 1000)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "guidance scale must be in [0, 1000], got %g",
+                       (double)p->cfg);
+    if (p->n_images < 1 || p->n_images > MAX_IMAGES)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "images must be between 1 and %d, got %d",
+                       MAX_IMAGES, p->n_images);
+    const sld_safety *s = &p->sld;
+    if (!isfinite(s->guidance_scale) || !isfinite(s->threshold) ||
+        !isfinite(s->momentum_scale) || !isfinite(s->mom_beta) || s->guidance_scale < 0 ||
+        s->warmup_steps < 0 || s->mom_beta < 0 || s->mom_beta > 1)
+        return sld_err(err, SLD_ERR_INVALID_ARG,
+                       "bad SLD parameters (need s_S >= 0, warm-up >= 0, 0 <= beta_m <= 1)");
+    if (!isfinite(p->eta) || p->eta < 0)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "eta must be >= 0");
+    int w = p->width ? p->width : m->default_size, h = p->height ? p->height : m->default_size;
+    if (w <= 0 || h <= 0 || w % 8 || h % 8)
+        return sld_err(err, SLD_ERR_INVALID_ARG,
+                       "width and height must be positive multiples of 8, got %dx%d", w, h);
+    if (w > 4096 || h > 4096)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "size %dx%d is too large (at most 4096x4096)",
+                       w, h);
+    *W = w;
+    *H = h;
+    return SLD_OK;
+}
+
+/* Encodes text into dst [77, D]. */
+static sld_status encode(sld_ctx *c, const char *text, float *dst, sld_error *err)
+{
+    return sld_encode(c, text, dst, err);
+}
+
+sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out, sld_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!c || !c->m || !p)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "sld_generate: NULL argument");
+    sld_model *m = c->m;
+    double t0 = sld_time_now();
+    int W = 0, H = 0;
+    sld_status st = check_params(m, p, &W, &H, err);
+    if (st)
+        return st;
+    sld_threads_set(c->n_threads);
+
+    const int N = p->n_images, h = H / 8, w = W / 8;
+    const int lat_c = sld_unet_cfg(m->unet)->in_channels;
+    const size_t lat1 = (size_t)lat_c * h * w, lat = lat1 * (size_t)N;
+    const int D = sld_model_text_dim(m);
+    const size_t emb = (size_t)SLD_N_CTX * D;
+    const int cfg_on = sld_guidance_cfg_active(p->cfg);
+    const int sld_on = sld_guidance_sld_active(p->cfg, &p->sld);
+    const int chunks = sld_on ? 3 : cfg_on ? 2 : 1; /* [uncond | prompt | safety] */
+    const int B = chunks * N;
+
+    sld_sched *sched = NULL;
+    sld_rng *own_rng = NULL;
+    sld_guidance_state gst = {0};
+    float *ctx = NULL, *x = NULL, *x_in = NULL, *unet_in = NULL, *unet_out = NULL,
+          *guided = NULL, *tsteps = NULL, *img = NULL;
+
+    sld_sched_opts so;
+    sld_sched_opts_default(&so);
+    so.karras = p->karras;
+    so.eta = p->eta;
+    so.prediction = m->prediction;
+    if ((st = sld_sched_new(&sched, &m->sched_cfg, p->sampler, &so, err)) ||
+        (st = sld_sched_set_timesteps(sched, p->steps, err)) ||
+        (st = sld_sched_reserve(sched, lat, err)))
+        goto done;
+
+    ctx = sld_malloc_aligned(emb * (size_t)B * sizeof(float));
+    x = sld_malloc_aligned(lat * sizeof(float));
+    x_in = sld_malloc_aligned(lat * sizeof(float));
+    unet_in = sld_malloc_aligned(lat * (size_t)chunks * sizeof(float));
+    unet_out = sld_malloc_aligned(lat * (size_t)chunks * sizeof(float));
+    guided = sld_malloc_aligned(lat * sizeof(float));
+    tsteps = sld_malloc((size_t)B * sizeof(float));
+    out->latents = sld_malloc(lat * sizeof(float));
+    out->image_float = sld_malloc((size_t)N * H * W * 3 * sizeof(float));
+    out->pixels = sld_malloc((size_t)N * H * W * 3);
+    img = sld_malloc_aligned((size_t)3 * H * W * sizeof(float));
+    if (!ctx || !x || !x_in || !unet_in || !unet_out || !guided || !tsteps || !out->latents ||
+        !out->image_float || !out->pixels || !img) {
+        st = sld_err(err, SLD_ERR_NOMEM, "out of memory for a %dx%d batch of %d", W, H, N);
+        goto done;
+    }
+    if (sld_on && (st = sld_guidance_state_init(&gst, lat, err)))
+        goto done;
+
+    /* 1. conditionings: chunk order [uncond, prompt, safety], N copies each */
+    {
+        int k = 0;
+        const char *texts[3];
+        if (cfg_on)
+            texts[k++] = p->negative_prompt ? p->negative_prompt : "";
+        texts[k++] = p->prompt;
+        if (sld_on)
+            texts[k++] = p->safety_concept ? p->safety_concept : SLD_DEFAULT_SAFETY_CONCEPT;
+        for (int ch = 0; ch < chunks; ch++) {
+            float *dst = ctx + (size_t)ch * N * emb;
+            if ((st = encode(c, texts[ch], dst, err)))
+                goto done;
+            for (int i = 1; i < N; i++)
+                memcpy(dst + (size_t)i * emb, dst, emb * sizeof(float));
+        }
+    }
+
+    /* 2. initial latents from the torch-compatible generator */
+    sld_rng *rng = p->generator;
+    if (!rng) {
+        if ((st = sld_rng_new(&own_rng, p->seed, p->rng_variant, err)))
+            goto done;
+        rng = own_rng;
+    }
+    sld_rng_randn(rng, x, lat);
+    {
+        float s0 = sld_sched_init_noise_sigma(sched);
+        for (size_t i = 0; i < lat; i++)
+            x[i] *= s0;
+    }
+
+    /* 3. the denoising loop */
+    const int iters = sld_sched_n_iters(sched);
+    for (int it = 0; it < iters; it++) {
+        sld_sched_scale_input(sched, it, x, x_in, lat);
+        for (int ch = 0; ch < chunks; ch++)
+            memcpy(unet_in + (size_t)ch * lat, x_in, lat * sizeof(float));
+        float t = (float)sld_sched_timestep(sched, it);
+        for (int b = 0; b < B; b++)
+            tsteps[b] = t;
+        for (int b0 = 0; b0 < B; b0 += UNET_MAX_BATCH) {
+            int nb = B - b0 < UNET_MAX_BATCH ? B - b0 : UNET_MAX_BATCH;
+            st = sld_unet_forward(m->unet, unet_in + (size_t)b0 * lat1, nb, h, w, tsteps + b0,
+                                  ctx + (size_t)b0 * emb, SLD_N_CTX, unet_out + (size_t)b0 * lat1,
+                                  err);
+            if (st)
+                goto done;
+        }
+        const float *eu = cfg_on ? unet_out : NULL;
+        const float *ep = unet_out + (size_t)(cfg_on ? 1 : 0) * lat;
+        const float *es = sld_on ? unet_out + 2 * lat : NULL;
+        if ((st = sld_guidance_apply(eu, ep, es, lat, it, p->cfg, &p->sld, sld_on ? &gst : NULL,
+                                     guided, err)))
+            goto done;
+        if ((st = sld_sched_step(sched, it, guided, x, lat, rng, NULL, err)))
+            goto done;
+        if (p->progress && p->progress(it + 1, iters, sld_time_now() - t0, p->progress_user)) {
+            st = sld_err(err, SLD_ERR_CANCELLED, "generation cancelled at step %d of %d", it + 1,
+                         iters);
+            goto done;
+        }
+    }
+    memcpy(out->latents, x, lat * sizeof(float));
+
+    /* 4. decode one image at a time (bounded memory; images are independent) */
+    {
+        const sld_vae_config *vc = sld_vae_cfg(m->vae);
+        float sf = vc->scaling_factor;
+        float inv = 1.0f / sf;
+        for (size_t i = 0; i < lat; i++)
+            x[i] = sld_on ? inv * x[i] : x[i] / sf;
+        for (int n = 0; n < N; n++) {
+            if ((st = sld_vae_decode(m->vae, x + (size_t)n * lat1, 1, h, w, img, err)))
+                goto done;
+            float *dst = out->image_float + (size_t)n * H * W * 3;
+            uint8_t *px = out->pixels + (size_t)n * H * W * 3;
+            for (int ch = 0; ch < 3; ch++)
+                for (size_t k = 0; k < (size_t)H * W; k++) {
+                    float v = img[(size_t)ch * H * W + k] / 2.0f + 0.5f;
+                    v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                    dst[k * 3 + ch] = v;
+                    /* numpy (image * 255).round(): float32 product, half to even */
+                    px[k * 3 + ch] = (uint8_t)nearbyintf(v * 255.0f);
+                }
+        }
+    }
+
+    /* 5. safety checker (diffusers runs it when the folder has one) */
+    if (p->safety_checker && m->safety) {
+        out->nsfw = sld_calloc((size_t)N, sizeof(int));
+        if (!out->nsfw) {
+            st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if ((st = sld_safety_checker_run(m->safety, out->image_float, N, H, W, out->nsfw, err)))
+            goto done;
+        for (int n = 0; n < N; n++)
+            if (out->nsfw[n]) {
+                sld_log(SLD_LOG_WARN,
+                        "image %d was flagged by the safety checker%s", n,
+                        p->keep_flagged ? " (kept: --keep-flagged)" : " and blacked out");
+                if (!p->keep_flagged) {
+                    memset(out->image_float + (size_t)n * H * W * 3, 0,
+                           (size_t)H * W * 3 * sizeof(float));
+                    memset(out->pixels + (size_t)n * H * W * 3, 0, (size_t)H * W * 3);
+                }
+            }
+    }
+    out->n = N;
+    out->width = W;
+    out->height = H;
+    out->seconds = sld_time_now() - t0;
+
+done:
+    if (st)
+        sld_gen_result_free(out);
+    sld_guidance_state_free(&gst);
+    sld_rng_free(own_rng);
+    sld_sched_free(sched);
+    sld_free(ctx);
+    sld_free(x);
+    sld_free(x_in);
+    sld_free(unet_in);
+    sld_free(unet_out);
+    sld_free(guided);
+    sld_free(tsteps);
+    sld_free(img);
+    return st;
+}
