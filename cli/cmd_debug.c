@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *DEBUG_USAGE =
     "usage: sld debug run --model PATH --module NAME --inputs IN.safetensors -o OUT.safetensors\n"
@@ -54,6 +55,16 @@ static int debug_run(int argc, char **argv)
         return usage("unknown module '%s'", module);
 
     sld_error err;
+    if (!strcmp(module, "clip_vision")) {
+        /* a transformers CLIP folder (no model_index.json) runs on its own;
+         * an SD folder runs its safety checker's vision tower */
+        char probe[4096];
+        snprintf(probe, sizeof probe, "%s/model_index.json", model);
+        if (access(probe, F_OK) != 0)
+            return sld_debug_run_clip_vision_dir(model, inputs, out, (int)threads, &err)
+                       ? cli_fail(&err)
+                       : 0;
+    }
     sld_model_opts o;
     sld_model_opts_default(&o);
     o.config_dir = cfg;
