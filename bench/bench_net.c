@@ -65,7 +65,7 @@ static int open_part(const char *dir, const char *sub, sld_st_file **f, sld_weig
 
 int main(int argc, char **argv)
 {
-    int threads = 2, reps = 1, skip_vae = 0;
+    int threads = 2, reps = 1, skip_vae = 0, only_batch = 0, skip_unet = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -73,6 +73,10 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--skip-vae"))
             skip_vae = 1;
+        else if (!strcmp(argv[i], "--skip-unet"))
+            skip_unet = 1;
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            only_batch = atoi(argv[++i]);
     }
     if (reps < 1 || reps > 64)
         reps = 1;
@@ -110,6 +114,8 @@ int main(int argc, char **argv)
     const int batches[2] = {1, 3};
     for (int bi = 0; bi < 2; bi++) {
         int B = batches[bi];
+        if (skip_unet || (only_batch && B != only_batch))
+            continue;
         size_t nx = (size_t)B * 4 * h * wd;
         float *x = malloc(nx * sizeof *x), *y = malloc(nx * sizeof *y);
         float *ctx = malloc(sizeof(float) * B * nc * D), ts[3] = {981, 981, 981};

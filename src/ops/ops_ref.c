@@ -13,6 +13,7 @@
 #include "ops/ops.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- GEMM ------------------------------------------------------------------ */
@@ -154,13 +155,46 @@ void sld_layer_norm_ref(const float *x, float *y, int rows, int C, float eps,
 
 /* ---- attention ------------------------------------------------------------------- */
 
+/* One (query, head) row without a score buffer: recomputes q.k per use.
+ * O(Nk*dh*dh), used only when the score buffer cannot be allocated. */
+static void attention_row_nobuf(const float *qi, const float *kb, int ldk, const float *vb,
+                                int ldv, float *oi, int nk, int h, int dh, float scale)
+{
+    float mx = -INFINITY;
+    for (int j = 0; j < nk; j++) {
+        const float *kj = kb + (size_t)j * ldk + (size_t)h * dh;
+        float acc = 0.0f;
+        for (int t = 0; t < dh; t++)
+            acc += qi[t] * kj[t];
+        if (acc * scale > mx)
+            mx = acc * scale;
+    }
+    float den = 0.0f;
+    for (int pass = 0; pass <= dh; pass++) {
+        float acc_v = 0.0f;
+        for (int j = 0; j < nk; j++) {
+            const float *kj = kb + (size_t)j * ldk + (size_t)h * dh;
+            float acc = 0.0f;
+            for (int t = 0; t < dh; t++)
+                acc += qi[t] * kj[t];
+            float e = expf(acc * scale - mx);
+            if (pass == 0)
+                den += e;
+            else
+                acc_v += e * vb[(size_t)j * ldv + (size_t)h * dh + pass - 1];
+        }
+        if (pass > 0)
+            oi[pass - 1] = acc_v * (den > 0.0f ? 1.0f / den : 0.0f);
+    }
+}
+
 void sld_attention_ref(const float *q, int ldq, const float *k, int ldk, const float *v,
                        int ldv, float *out, int ldo, int B, int Nq, int Nk, int heads, int dh,
                        float scale, bool causal)
 {
-    float *s = sld_malloc((size_t)(Nk > 0 ? Nk : 1) * sizeof(float));
-    if (!s)
-        return; /* reference kernel: only reachable under fault injection */
+    /* plain malloc: the reference must not fail under allocation fault
+     * injection, and a real failure takes the buffer-free path */
+    float *s = malloc((size_t)(Nk > 0 ? Nk : 1) * sizeof(float));
     for (int b = 0; b < B; b++) {
         const float *qb = q + (size_t)b * Nq * ldq;
         const float *kb = k + (size_t)b * Nk * ldk;
@@ -170,6 +204,11 @@ void sld_attention_ref(const float *q, int ldq, const float *k, int ldk, const f
             for (int i = 0; i < Nq; i++) {
                 const float *qi = qb + (size_t)i * ldq + (size_t)h * dh;
                 int nk = causal ? (i + 1 < Nk ? i + 1 : Nk) : Nk;
+                float *oi = ob + (size_t)i * ldo + (size_t)h * dh;
+                if (!s) {
+                    attention_row_nobuf(qi, kb, ldk, vb, ldv, oi, nk, h, dh, scale);
+                    continue;
+                }
                 float mx = -INFINITY;
                 for (int j = 0; j < nk; j++) {
                     const float *kj = kb + (size_t)j * ldk + (size_t)h * dh;
@@ -186,7 +225,6 @@ void sld_attention_ref(const float *q, int ldq, const float *k, int ldk, const f
                     den += s[j];
                 }
                 float inv = den > 0.0f ? 1.0f / den : 0.0f;
-                float *oi = ob + (size_t)i * ldo + (size_t)h * dh;
                 for (int t = 0; t < dh; t++) {
                     float acc = 0.0f;
                     for (int j = 0; j < nk; j++)
@@ -196,7 +234,7 @@ void sld_attention_ref(const float *q, int ldq, const float *k, int ldk, const f
             }
         }
     }
-    sld_free(s);
+    free(s);
 }
 
 /* ---- element-wise ------------------------------------------------------------------ */

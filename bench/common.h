@@ -1,0 +1,261 @@
+/*
+ * common.h — helpers shared by the bench/bench_*.c programs (header only;
+ * every function is static inline so a bench that skips one still builds
+ * under -Werror).
+ *
+ * One CSV line per case, columns (docs/BENCH.md says what each means):
+ *   commit,isa,threads,precision,case,seconds,gflops,pct_peak,
+ *   ratio_to_baseline,checksum,rss_mib
+ * - commit: $SLD_COMMIT, else `git rev-parse --short HEAD`, else "unknown".
+ * - pct_peak: gflops against the nominal fp32 peak
+ *     threads x 2 FMA pipes x 16 fp32 lanes x 2 flop x GHz,
+ *   GHz from $SLD_PEAK_GHZ (default 2.6). Zen4 splits a 512-bit FMA into two
+ *   256-bit halves, so its practical peak is about half of this; bench_peak
+ *   measures it.
+ * - ratio_to_baseline: baseline seconds / seconds (> 1: faster than the
+ *   baseline) for the same isa, threads, precision and case in
+ *   bench/baselines/<cpu>.csv, empty when there is none.
+ * - rss_mib: peak resident set (getrusage) at the end of the case; for the
+ *   memory-growth cases the current resident set instead.
+ */
+#ifndef SLD_BENCH_COMMON_H
+#define SLD_BENCH_COMMON_H
+
+#include "core/core.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define BENCH_MAX_REPS 64
+
+static inline const char *bench_commit(void)
+{
+    static char id[64];
+    if (id[0])
+        return id;
+    const char *e = getenv("SLD_COMMIT");
+    if (e && *e) {
+        snprintf(id, sizeof id, "%s", e);
+        return id;
+    }
+    snprintf(id, sizeof id, "unknown");
+    FILE *p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
+    if (p) {
+        char line[64];
+        if (fgets(line, sizeof line, p)) {
+            line[strcspn(line, "\r\n")] = 0;
+            if (line[0])
+                snprintf(id, sizeof id, "%s", line);
+        }
+        pclose(p);
+    }
+    return id;
+}
+
+static inline const char *bench_isa(void) { return sld_isa_name(sld_cpu_isa()); }
+
+static inline double bench_peak_ghz(void)
+{
+    const char *e = getenv("SLD_PEAK_GHZ");
+    double g = e ? atof(e) : 0.0;
+    return g > 0.0 ? g : 2.6;
+}
+
+/* Nominal fp32 FMA peak in GFLOP/s for n threads (one core each). */
+static inline double bench_peak_gflops(int threads)
+{
+    return (threads > 0 ? threads : 1) * 2.0 * 16.0 * 2.0 * bench_peak_ghz();
+}
+
+static inline double bench_peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+/* Current resident set from /proc/self/statm (0 when unreadable). */
+static inline double bench_rss_now_mib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (!f)
+        return 0.0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * (sysconf(_SC_PAGESIZE) / 1048576.0);
+}
+
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median of n values (sorts v in place). */
+static inline double bench_median(double *v, int n)
+{
+    if (n <= 0)
+        return 0.0;
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Repeats from $SLD_BENCH_REPS (default def), clamped to [1, 64]. */
+static inline int bench_reps(int def)
+{
+    const char *e = getenv("SLD_BENCH_REPS");
+    int r = e && *e ? atoi(e) : def;
+    return r < 1 ? 1 : r > BENCH_MAX_REPS ? BENCH_MAX_REPS : r;
+}
+
+/* Sum of x weighted by (i % 7 + 1): catches silent changes between commits
+ * and permutations a plain sum would miss. *finite is 0 on NaN/Inf. */
+static inline double bench_checksum(const float *x, size_t n, int *finite)
+{
+    double s = 0.0;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i]))
+            ok = 0;
+        s += x[i] * (double)((i % 7) + 1);
+    }
+    if (finite)
+        *finite = ok;
+    return s;
+}
+
+/* The CPU's model name from /proc/cpuinfo, lowercased, runs of anything but
+ * [a-z0-9] turned into one '-', plus "-zen4" style family tag for AMD family
+ * 25 (the model string of a VM is often just "AMD EPYC"). $SLD_BENCH_CPU
+ * overrides. */
+static inline const char *bench_cpu_name(void)
+{
+    static char name[128];
+    if (name[0])
+        return name;
+    const char *e = getenv("SLD_BENCH_CPU");
+    if (e && *e) {
+        snprintf(name, sizeof name, "%s", e);
+        return name;
+    }
+    char model[128] = "unknown-cpu";
+    int family = -1, amd = 0, avx512 = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[4096];
+        int have_model = 0;
+        while (fgets(line, sizeof line, f)) {
+            char *colon = strchr(line, ':');
+            if (!colon)
+                continue;
+            if (!have_model && !strncmp(line, "model name", 10)) {
+                snprintf(model, sizeof model, "%s", colon + 1);
+                have_model = 1;
+            } else if (family < 0 && !strncmp(line, "cpu family", 10)) {
+                family = atoi(colon + 1);
+            } else if (!strncmp(line, "vendor_id", 9) && strstr(colon, "AuthenticAMD")) {
+                amd = 1;
+            } else if (!strncmp(line, "flags", 5)) {
+                avx512 = strstr(colon, " avx512f") != NULL;
+                break; /* the first processor's block is enough */
+            }
+        }
+        fclose(f);
+    }
+    size_t k = 0;
+    int dash = 1;
+    for (const char *s = model; *s && k + 1 < sizeof name; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch)) {
+            name[k++] = (char)tolower(ch);
+            dash = 0;
+        } else if (!dash) {
+            name[k++] = '-';
+            dash = 1;
+        }
+    }
+    while (k > 0 && name[k - 1] == '-')
+        k--;
+    name[k] = 0;
+    if (amd && family == 25 && avx512 && !strstr(name, "zen") && k + 6 < sizeof name)
+        strcat(name, "-zen4"); /* family 19h is Zen3 or Zen4; only Zen4 has AVX-512 */
+    if (!name[0])
+        snprintf(name, sizeof name, "unknown-cpu");
+    return name;
+}
+
+/* Seconds of (isa, threads, precision, case) in bench/baselines/<cpu>.csv
+ * (same columns as the output; '#' lines are comments), or 0 when absent.
+ * $SLD_BENCH_BASELINE names another file. */
+static inline double bench_baseline_seconds(const char *isa, int threads, const char *prec,
+                                            const char *name)
+{
+    char path[512];
+    const char *e = getenv("SLD_BENCH_BASELINE");
+    if (e && *e)
+        snprintf(path, sizeof path, "%s", e);
+    else
+        snprintf(path, sizeof path, "bench/baselines/%s.csv", bench_cpu_name());
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0.0;
+    char line[1024];
+    double best = 0.0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || !strncmp(line, "commit,", 7))
+            continue;
+        char *col[11] = {0};
+        int n = 0;
+        for (char *s = line; n < 11;) {
+            col[n++] = s;
+            char *c = strchr(s, ',');
+            if (!c)
+                break;
+            *c = 0;
+            s = c + 1;
+        }
+        if (n < 6)
+            continue;
+        if (!strcmp(col[1], isa) && atoi(col[2]) == threads && !strcmp(col[3], prec) &&
+            !strcmp(col[4], name)) {
+            best = atof(col[5]); /* the last matching line wins */
+        }
+    }
+    fclose(f);
+    return best;
+}
+
+static inline void bench_csv_header(void)
+{
+    printf("commit,isa,threads,precision,case,seconds,gflops,pct_peak,ratio_to_baseline,"
+           "checksum,rss_mib\n");
+    fflush(stdout);
+}
+
+/* One CSV line. gflop: work of one run (0 = not a compute case: gflops and
+ * pct_peak are left empty). rss_mib < 0: the peak RSS now. */
+static inline void bench_csv_line(int threads, const char *prec, const char *name,
+                                  double seconds, double gflop, double checksum, double rss_mib)
+{
+    const char *isa = bench_isa();
+    char gf[32] = "", pct[32] = "", ratio[32] = "";
+    if (gflop > 0.0 && seconds > 0.0) {
+        snprintf(gf, sizeof gf, "%.1f", gflop / seconds);
+        snprintf(pct, sizeof pct, "%.1f", 100.0 * gflop / seconds / bench_peak_gflops(threads));
+    }
+    double base = bench_baseline_seconds(isa, threads, prec, name);
+    if (base > 0.0 && seconds > 0.0)
+        snprintf(ratio, sizeof ratio, "%.3f", base / seconds);
+    printf("%s,%s,%d,%s,%s,%.4f,%s,%s,%s,%.6e,%.0f\n", bench_commit(), isa, threads, prec, name,
+           seconds, gf, pct, ratio, checksum, rss_mib < 0.0 ? bench_peak_rss_mib() : rss_mib);
+    fflush(stdout);
+}
+
+#endif /* SLD_BENCH_COMMON_H */

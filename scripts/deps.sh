@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs the Debian packages sld builds with, when any is missing.
+# Uses sudo when not root. Safe to run repeatedly.
+set -e
+PKGS="build-essential libdnnl-dev libcjson-dev libpcre2-dev libutf8proc-dev libpng-dev"
+missing=""
+for p in $PKGS; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq $missing >/dev/null
