@@ -6,53 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char *ENCODE_USAGE =
     "usage: sld encode --model PATH --prompt TEXT -o OUT.safetensors [--threads N]\n"
     "                  [--config DIR]\n"
     "  --model    diffusers folder or single-file .safetensors checkpoint\n"
     "  --config   diffusers folder to take configs from (single files)\n";
-
-/* One float32 tensor as safetensors, atomically (temp file + rename). The
- * CLI sees only sld.h, and the format is simple enough to write here. */
-static int write_tensor(const char *path, const char *name, const int64_t *shape, int ndim,
-                        const float *data, char *why, size_t why_len)
-{
-    size_t n = 1;
-    char dims[128] = "";
-    size_t o = 0;
-    for (int i = 0; i < ndim; i++) {
-        n *= (size_t)shape[i];
-        o += (size_t)snprintf(dims + o, sizeof dims - o, i ? ",%lld" : "%lld",
-                              (long long)shape[i]);
-    }
-    char hdr[512];
-    int hl = snprintf(hdr, sizeof hdr,
-                      "{\"%s\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[0,%zu]}}", name,
-                      dims, n * sizeof(float));
-    while (hl % 8) /* keep the data block 8-byte aligned, as the format suggests */
-        hdr[hl++] = ' ';
-    uint8_t len8[8];
-    for (int i = 0; i < 8; i++)
-        len8[i] = (uint8_t)((uint64_t)hl >> (8 * i));
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(why, why_len, "%s: cannot create", path);
-        return -1;
-    }
-    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(hdr, 1, (size_t)hl, f) == (size_t)hl &&
-             fwrite(data, sizeof(float), n, f) == n;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path)) {
-        remove(tmp);
-        snprintf(why, why_len, "%s: write failed", path);
-        return -1;
-    }
-    return 0;
-}
 
 int cmd_encode(int argc, char **argv)
 {
@@ -107,9 +66,12 @@ int cmd_encode(int argc, char **argv)
         goto done;
     }
     int64_t shape[3] = {1, SLD_N_CTX, H};
-    char why[512];
-    if (write_tensor(out, "last_hidden_state", shape, 3, emb, why, sizeof why)) {
-        fprintf(stderr, "sld: %s\n", why);
+    const char *names[1] = {"last_hidden_state"};
+    const int nd[1] = {3};
+    const int64_t *shapes[1] = {shape};
+    const float *data[1] = {emb};
+    if (sld_tensors_write_f32(out, 1, names, nd, shapes, data, &err)) {
+        rc = cli_fail(&err);
         goto done;
     }
     rc = 0;

@@ -117,6 +117,9 @@ static void test_safetensors_corrupt(void)
     CHECK(open_str("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, &err) == SLD_ERR_FORMAT);
     CHECK(open_str("{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8, &err) == SLD_ERR_FORMAT);
     CHECK(open_str("{}", 0, &err) == SLD_OK);
+    /* found by fuzz_safetensors: a repeated __metadata__ leaked the first */
+    CHECK(open_str("{\"__metadata__\":{\"a\":\"b\"},\"__metadata__\":{\"c\":\"d\"}}", 0, &err) ==
+          SLD_ERR_FORMAT);
     sld_st_file *f;
     uint8_t hdr8[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
     CHECK(sld_st_open_mem(&f, hdr8, 8, "huge", &err) == SLD_ERR_FORMAT);

@@ -180,6 +180,10 @@ static sld_status parse(sld_st_file *f, sld_error *err)
     int i = 0;
     for (cJSON *e = root->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) {
+            if (f->meta) {
+                st = sld_err(err, SLD_ERR_FORMAT, "%s: __metadata__ appears twice", P);
+                goto done;
+            }
             if (!cJSON_IsObject(e)) {
                 st = sld_err(err, SLD_ERR_FORMAT, "%s: __metadata__ is not an object", P);
                 goto done;

@@ -1,4 +1,0 @@
-build-san/src/core/alloc.o: src/core/alloc.c src/core/core.h \
- include/sld.h
-src/core/core.h:
-include/sld.h:
