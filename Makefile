@@ -69,8 +69,14 @@ build-fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p build-fuzz
 	clang $(CFLAGS_BASE) -Wno-unknown-warning-option $(ISA_AVX512) -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(LDLIBS) -o $@
 
+# Quick set by default; SLD_BENCH_FULL=1 adds the 512x512 cases (long).
+# docs/BENCH.md: columns, peak, noise. The random SD 1.5 model is written once.
 bench: all $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do $$b || exit 1; done
+	@m=$${SLD_BENCH_MODEL:-/tmp/sld-bench-sd15}; \
+	  [ -f $$m/unet/diffusion_pytorch_model.safetensors ] || \
+	    $(BUILD)/sld debug make-random --arch sd15 -o $$m || exit 1; \
+	  export SLD_BENCH_MODEL=$$m SLD_BENCH_DIR=$$m; \
+	  for b in $(BENCH_BIN); do echo "== $$b" >&2; $$b || exit 1; done
 
 clean:
 	rm -rf build build-san build-fuzz

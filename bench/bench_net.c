@@ -2,16 +2,23 @@
  * and 3) and one VAE decode at 512x512, on a full-size random model written
  * by sld_make_random (cached in $SLD_BENCH_DIR or /tmp/sld-bench-sd15).
  *
- * Usage: bench_net [--threads N] [--reps R] [--skip-vae]
- * Validation before timing: outputs must be finite (the numerics are checked
- * by tests/test_unet and test_vae against diffusers). Prints seconds (median
- * of R), GFLOP/s (UNet SD 1.5 64x64: 803 GFLOP per batch item; VAE decode
- * 512x512: 2515 GFLOP (convs + attention, 2 FLOP per MAC)), peak RSS, and an output checksum. */
+ * Usage: bench_net [--threads N] [--reps R] [--precision fp32|bf16|auto]
+ *                  [--batch 1|3] [--skip-unet] [--skip-vae]
+ * Validation: outputs must be finite, else exit 1 (the numerics are checked by
+ * tests/test_unet, test_vae, test_ops and test_precision against diffusers
+ * and the _ref kernels; a full-size _ref UNet would take hours). One CSV line
+ * per case in bench/common.h's format: median seconds of R, GFLOP/s (UNet SD
+ * 1.5 64x64: 803 GFLOP per batch item; VAE decode 512x512: 2515 GFLOP, convs
+ * + attention, 2 FLOP per MAC), % of the nominal peak, peak RSS, checksum.
+ * stderr gets each rep's time, the load time and, with SLD_PROFILE=1, the
+ * UNet's per-op-class split. */
+#include "common.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model/unet.h"
 #include "model/vae.h"
 #include "model/weights.h"
+#include "ops/packed.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +31,31 @@ static double peak_rss_mib(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0;
+}
+
+static void log_stderr(sld_log_level level, const char *msg, void *user)
+{
+    (void)level;
+    (void)user;
+    fprintf(stderr, "%s\n", msg);
+}
+
+/* Current anonymous and file-backed resident MiB (Linux /proc), to tell the
+ * weights we hold from mmap'd checkpoint pages the kernel may drop. */
+static void rss_split(double *anon, double *file)
+{
+    *anon = *file = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "RssAnon:", 8))
+            *anon = atof(line + 8) / 1024.0;
+        else if (!strncmp(line, "RssFile:", 8))
+            *file = atof(line + 8) / 1024.0;
+    }
+    fclose(f);
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -66,6 +98,7 @@ static int open_part(const char *dir, const char *sub, sld_st_file **f, sld_weig
 int main(int argc, char **argv)
 {
     int threads = 2, reps = 1, skip_vae = 0, only_batch = 0, skip_unet = 0;
+    sld_precision prec = SLD_PREC_FP32;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -73,7 +106,11 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--skip-vae"))
             skip_vae = 1;
-        else if (!strcmp(argv[i], "--skip-unet"))
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            const char *pv = argv[++i];
+            prec = !strcmp(pv, "bf16") ? SLD_PREC_BF16 : !strcmp(pv, "auto") ? SLD_PREC_AUTO
+                                                                           : SLD_PREC_FP32;
+        } else if (!strcmp(argv[i], "--skip-unet"))
             skip_unet = 1;
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             only_batch = atoi(argv[++i]);
@@ -81,6 +118,7 @@ int main(int argc, char **argv)
     if (reps < 1 || reps > 64)
         reps = 1;
     sld_threads_set(threads);
+    sld_log_set(log_stderr, NULL);
     const char *dir = getenv("SLD_BENCH_DIR");
     if (!dir || !*dir)
         dir = "/tmp/sld-bench-sd15";
@@ -95,7 +133,8 @@ int main(int argc, char **argv)
         }
         fprintf(stderr, "wrote random SD 1.5 to %s in %.1f s\n", dir, sld_time_now() - t0);
     }
-    printf("case,isa,threads,seconds,gflops,gflop_per_s,peak_rss_mib,checksum\n");
+    const char *pname = sld_pack_precision(prec) == SLD_PREC_BF16 ? "bf16" : "fp32";
+    bench_csv_header();
 
     /* ---- UNet ---- */
     sld_st_file *f;
@@ -103,13 +142,22 @@ int main(int argc, char **argv)
     sld_json j;
     sld_unet_config uc;
     sld_unet *u = NULL;
+    if (skip_unet)
+        goto vae;
     if (!open_part(dir, "unet", &f, &w, &j))
         return 1;
-    if (sld_unet_config_from_json(&uc, &j, &err) || sld_unet_load(&u, &uc, w, &err)) {
+    double tl = sld_time_now();
+    if (sld_unet_config_from_json(&uc, &j, &err) ||
+        (uc.precision = (int)prec, sld_unet_load(&u, &uc, w, &err))) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
     sld_json_free(&j);
+    double ra, rf;
+    rss_split(&ra, &rf);
+    fprintf(stderr,
+            "unet load %.1f s, store keeps %.0f MiB converted, rss anon %.0f + file %.0f MiB\n",
+            sld_time_now() - tl, sld_weights_converted_bytes(w) / 1048576.0, ra, rf);
     const int h = 64, wd = 64, nc = 77, D = uc.cross_attention_dim;
     const int batches[2] = {1, 3};
     for (int bi = 0; bi < 2; bi++) {
@@ -136,15 +184,18 @@ int main(int argc, char **argv)
                 return 1;
             }
             tv[r] = sld_time_now() - t0;
+            fprintf(stderr, "unet b%d rep %d: %.3f s\n", B, r, tv[r]);
         }
         qsort(tv, (size_t)reps, sizeof tv[0], cmp_d);
         int fin;
         double cs = checksum(y, nx, &fin);
-        double gf = 803.0 * B;
-        printf("unet_sd15_64x64_b%d,%s,%d,%.3f,%.0f,%.1f,%.0f,%.6e%s\n", B,
-               sld_isa_name(sld_cpu_isa()), threads, tv[reps / 2], gf, gf / tv[reps / 2],
-               peak_rss_mib(), cs, fin ? "" : " NONFINITE");
-        fflush(stdout);
+        char cname[64];
+        snprintf(cname, sizeof cname, "unet_sd15_64x64_b%d", B);
+        bench_csv_line(threads, pname, cname, tv[reps / 2], 803.0 * B, cs, peak_rss_mib());
+        if (!fin) {
+            fprintf(stderr, "%s: non-finite output\n", cname);
+            return 1;
+        }
         free(x);
         free(y);
         free(ctx);
@@ -153,13 +204,14 @@ int main(int argc, char **argv)
     sld_weights_free(w);
     sld_st_close(f);
 
-    /* ---- VAE decode ---- */
+vae: /* ---- VAE decode ---- */
     if (!skip_vae) {
         sld_vae_config vc;
         sld_vae *v = NULL;
         if (!open_part(dir, "vae", &f, &w, &j))
             return 1;
-        if (sld_vae_config_from_json(&vc, &j, &err) || sld_vae_load(&v, &vc, w, &err)) {
+        if (sld_vae_config_from_json(&vc, &j, &err) ||
+            (vc.precision = (int)prec, sld_vae_load(&v, &vc, w, &err))) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
@@ -179,13 +231,17 @@ int main(int argc, char **argv)
                 return 1;
             }
             tv[r] = sld_time_now() - t0;
+            fprintf(stderr, "vae rep %d: %.3f s\n", r, tv[r]);
         }
         qsort(tv, (size_t)reps, sizeof tv[0], cmp_d);
         int fin;
         double cs = checksum(img, ni, &fin);
-        printf("vae_decode_512,%s,%d,%.3f,%.0f,%.1f,%.0f,%.6e%s\n", sld_isa_name(sld_cpu_isa()),
-               threads, tv[reps / 2], 2515.0, 2515.0 / tv[reps / 2], peak_rss_mib(), cs,
-               fin ? "" : " NONFINITE");
+        bench_csv_line(threads, pname, "vae_decode_512", tv[reps / 2], 2515.0, cs,
+                       peak_rss_mib());
+        if (!fin) {
+            fprintf(stderr, "vae_decode_512: non-finite output\n");
+            return 1;
+        }
         free(z);
         free(img);
         sld_vae_free(v);

@@ -22,6 +22,7 @@
 #define SLD_BENCH_COMMON_H
 
 #include "core/core.h"
+#include "sld.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BENCH_MAX_REPS 64
@@ -256,6 +258,104 @@ static inline void bench_csv_line(int threads, const char *prec, const char *nam
     printf("%s,%s,%d,%s,%s,%.4f,%s,%s,%s,%.6e,%.0f\n", bench_commit(), isa, threads, prec, name,
            seconds, gf, pct, ratio, checksum, rss_mib < 0.0 ? bench_peak_rss_mib() : rss_mib);
     fflush(stdout);
+}
+
+/* Runs this program again (/proc/self/exe) with argv, waits, returns its exit
+ * status (-1 when it could not run or died on a signal). ref != 0 sets
+ * SLD_ISA=ref in the child: the ISA is chosen once per process, so the _ref
+ * path of a case is computed in a child. stdout is flushed first so lines
+ * keep their order. */
+static inline int bench_spawn(char *const argv[], int ref)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        if (ref)
+            setenv("SLD_ISA", "ref", 1);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int stw = 0;
+    if (waitpid(pid, &stw, 0) < 0 || !WIFEXITED(stw))
+        return -1;
+    return WEXITSTATUS(stw);
+}
+
+/* Writes n floats to path (raw, native order); 0 on success. */
+static inline int bench_floats_write(const char *path, const float *x, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t k = fwrite(x, sizeof *x, n, f);
+    return (fclose(f) == 0 && k == n) ? 0 : -1;
+}
+
+/* Reads exactly n floats from path into x; 0 on success. */
+static inline int bench_floats_read(const char *path, float *x, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t k = fread(x, sizeof *x, n, f);
+    fclose(f);
+    return k == n ? 0 : -1;
+}
+
+/* Largest |a - b|; NaN anywhere gives +inf so a tolerance check fails. */
+static inline double bench_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m))
+            m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+
+/* $SLD_BENCH_MODEL (default /tmp/sld-bench-sd15): the random SD 1.5 folder,
+ * written with sld_make_random (about 35 s, 2 GB) when missing. NULL on
+ * failure (message on stderr). */
+static inline const char *bench_sd15_dir(void)
+{
+    const char *dir = getenv("SLD_BENCH_MODEL");
+    if (!dir || !*dir)
+        dir = "/tmp/sld-bench-sd15";
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/unet/diffusion_pytorch_model.safetensors", dir);
+    if (sld_path_exists(probe))
+        return dir;
+    fprintf(stderr, "bench: writing a random SD 1.5 model to %s (about 35 s, 2 GB)\n", dir);
+    sld_error err;
+    if (sld_make_random("sd15", dir, 1, &err)) {
+        fprintf(stderr, "bench: make-random %s: %s\n", dir, err.msg);
+        return NULL;
+    }
+    return dir;
+}
+
+/* Parses "1,2" into up to max thread counts; returns how many. */
+static inline int bench_thread_list(const char *s, int *out, int max)
+{
+    int n = 0;
+    while (s && *s && n < max) {
+        int t = atoi(s);
+        if (t > 0)
+            out[n++] = t;
+        const char *c = strchr(s, ',');
+        s = c ? c + 1 : NULL;
+    }
+    return n;
+}
+
+static inline int bench_full(void)
+{
+    const char *e = getenv("SLD_BENCH_FULL");
+    return e && *e && strcmp(e, "0");
 }
 
 #endif /* SLD_BENCH_COMMON_H */

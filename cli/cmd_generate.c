@@ -33,6 +33,8 @@ static const char *GEN_USAGE =
     "  --no-safety-checker      skip the model's safety checker\n"
     "  --keep-flagged           keep images the safety checker flags (default: black)\n"
     "  --threads N              CPU threads (all cores)\n"
+    "  --precision fp32|bf16|auto  compute precision of convolutions and linears\n"
+    "                           (auto: bf16 where the CPU has AMX, else fp32)\n"
     "  --save-latents FILE      write final latents [N,4,H/8,W/8] as safetensors\n"
     "  -o, --output OUT.png     output; with --images N: OUT-0.png ... OUT-(N-1).png\n"
     "  --quiet                  no progress bar\n";
@@ -227,6 +229,16 @@ int cmd_generate(int argc, char **argv)
                 mo.prediction = SLD_PRED_V;
             else
                 return cli_usage_error("generate", "--prediction wants epsilon or v, not '%s'", v);
+        } else if (!strcmp(a, "--precision")) {
+            if (!strcmp(v, "fp32"))
+                mo.precision = SLD_PREC_FP32;
+            else if (!strcmp(v, "bf16"))
+                mo.precision = SLD_PREC_BF16;
+            else if (!strcmp(v, "auto"))
+                mo.precision = SLD_PREC_AUTO;
+            else
+                return cli_usage_error("generate",
+                                       "--precision wants fp32, bf16 or auto, not '%s'", v);
         } else if (!strcmp(a, "--threads"))
             rc = parse_int_arg(a, v, 0, 4096, &threads);
         else if (!strcmp(a, "--save-latents"))

@@ -7,19 +7,31 @@
  * on token-major [B, HW, C] rows, which makes proj_in/proj_out the same
  * Linear for SD1 (1x1 conv) and SD2 (Linear): only the stored rank differs.
  *
- * Memory: weights are float32 views owned by the sld_weights store (converted
- * once). Activations come from one arena per sld_unet, sized by a planning
+ * Memory: convolution and linear weights are packed at load into sld_pconv /
+ * sld_plin objects owned here (ops/packed.h), in the compute precision
+ * (sld_unet_config.precision: fp32, or bf16 with fp32 accumulation; the
+ * time-embedding linears, applied to B rows only, stay fp32); the store's
+ * converted float32 copies are released after packing, so each weight is
+ * held once. Norm parameters stay float32 views owned by the sld_weights
+ * store. Activations come from one arena per sld_unet, sized by a planning
  * pass that runs the forward code with allocation bookkeeping only; it is
  * re-planned only when a larger (B, h, w, n_ctx) arrives, so repeated calls
- * at one size never allocate.
+ * at one size never allocate (the packed ops build a primitive per new input
+ * shape, once). In bf16 the attention products are bf16 too
+ * (sld_attention_bf16); norms, softmax and residual adds stay fp32.
+ *
+ * SLD_PROFILE=1 (read at load) times each op class per forward and logs one
+ * INFO line (conv3x3, conv1x1, linear, attention, norm, element-wise).
  */
 #include "model/unet.h"
 
 #include "ops/ops.h"
+#include "ops/packed.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ===================================================================== */
@@ -58,8 +70,9 @@ static float *scr_alloc(scratch *s, size_t nfloat)
 /* ===================================================================== */
 
 typedef struct {
-    const float *w, *b; /* w: [cout,cin,k,k], b: [cout] */
+    const float *w, *b; /* w: [cout,cin,k,k], b: [cout] (NULL once packed) */
     int cin, cout, k;
+    sld_pconv *pc;      /* prepared weights; runs the conv */
 } conv_p;
 
 typedef struct {
@@ -67,20 +80,23 @@ typedef struct {
 } norm_p;
 
 typedef struct {
-    const float *w, *b; /* w: [out,in], b: [out] or NULL */
+    const float *w, *b; /* w: [out,in], b: [out] or NULL (NULL once packed) */
+    sld_plin *pl;       /* prepared weights; runs the layer */
+    int in, out;
 } lin_p;
 
 typedef struct {
     int cin, cout;
     norm_p n1, n2;
-    conv_p c1, c2, sc; /* sc.w == NULL: identity shortcut */
+    conv_p c1, c2, sc; /* sc.k == 0: identity shortcut */
     lin_p temb;        /* [cout, temb_dim] */
 } resnet_p;
 
 typedef struct {
     norm_p n1, n2, n3;
-    lin_p q1, k1, v1, o1; /* self-attention: [C,C] each, o1 with bias */
-    lin_p q2, k2, v2, o2; /* cross: k2, v2 [C, cross_dim] */
+    lin_p qkv1, o1;       /* self-attention: to_q|to_k|to_v fused [3C,C]; o1 [C,C] + bias */
+    lin_p q2, kv2, o2;    /* cross: q2 [C,C]; to_k|to_v fused [2C, cross_dim] */
+    float *qkv1_w, *kv2_w; /* the fused weights, owned, while qkv1/kv2 read them (plain mode) */
     lin_p ff1, ff2;       /* ff1 [8C, C] (GEGLU h | gate), ff2 [C, 4C] */
 } tblock_p;
 
@@ -108,6 +124,12 @@ struct sld_unet {
     resnet_p mid_res[2];
     xformer_p mid_attn;
     scratch s;
+    sld_pack_ws *ws;      /* shared workspace of the packed convs / linears */
+    sld_precision prec;   /* resolved compute precision (never AUTO) */
+    sld_status run_st;    /* first failure of the current forward (sticky) */
+    bool profile;         /* SLD_PROFILE set at load: time op classes, log per forward */
+    double prof[8];       /* seconds per op class of the current forward (PROF_*) */
+    sld_error *run_err;
     int plan_B, plan_h, plan_w, plan_ctx; /* the size the arena was planned for */
     sld_unet_tap_fn tap;
     void *tap_user;
@@ -361,6 +383,7 @@ typedef struct {
     char prefix[200];
     sld_tensor_list_fn list; /* listing mode: report names/shapes, bind nothing */
     void *list_user;
+    sld_precision prec; /* compute precision of convs and large linears */
 } binder;
 
 static const float *bind(binder *B, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
@@ -388,13 +411,45 @@ static const float *bind(binder *B, int nd, int64_t d0, int64_t d1, int64_t d2, 
     return p;
 }
 
-static void bind_conv(binder *B, conv_p *c, int cin, int cout, int k, const char *name)
+/* Releases the store's converted copies of name.weight / name.bias once a
+ * packed object no longer reads them. */
+static void release_pair(binder *B, const char *name, bool bias)
+{
+    char n[320];
+    snprintf(n, sizeof n, "%s%s.weight", B->prefix, name);
+    sld_weights_release(B->w, n);
+    if (bias) {
+        snprintf(n, sizeof n, "%s%s.bias", B->prefix, name);
+        sld_weights_release(B->w, n);
+    }
+}
+
+/* stride 2 for the downsamplers, padding k/2 (every UNet conv). */
+static void bind_conv_s(binder *B, conv_p *c, int cin, int cout, int k, int stride,
+                        const char *name)
 {
     c->cin = cin;
     c->cout = cout;
     c->k = k;
     c->w = bind(B, 4, cout, cin, k, k, "%s.weight", name);
     c->b = bind(B, 1, cout, 0, 0, 0, "%s.bias", name);
+    if (B->st || B->list)
+        return;
+    int pad = k / 2;
+    sld_conv2d_desc d = {.B = 1, .C_in = cin, .H = 1, .W = 1, .C_out = cout, .kh = k, .kw = k,
+                         .stride = stride, .pad_t = pad, .pad_l = pad, .pad_b = pad,
+                         .pad_r = pad};
+    if ((B->st = sld_pconv_new(&c->pc, &d, c->w, c->b, B->prec, B->err)))
+        return;
+    if (sld_pconv_packed(c->pc)) {
+        release_pair(B, name, true);
+        c->w = c->b = NULL;
+    }
+}
+
+static void bind_conv(binder *B, conv_p *c, int cin, int cout, int k, const char *name)
+{
+    bind_conv_s(B, c, cin, cout, k, 1, name);
 }
 
 static void bind_norm(binder *B, norm_p *n, int C, const char *name)
@@ -403,10 +458,36 @@ static void bind_norm(binder *B, norm_p *n, int C, const char *name)
     n->b = bind(B, 1, C, 0, 0, 0, "%s.bias", name);
 }
 
+/* Packs the bound weights of l in precision prec (fp32 stays a plain view). */
+static void pack_lin(binder *B, lin_p *l, int in, int out, sld_precision prec, const char *name)
+{
+    l->in = in;
+    l->out = out;
+    if (B->st || B->list)
+        return;
+    bool bias = l->b != NULL;
+    if ((B->st = sld_plin_new(&l->pl, l->w, l->b, out, in, prec, B->err)))
+        return;
+    if (sld_plin_packed(l->pl)) {
+        release_pair(B, name, bias);
+        l->w = l->b = NULL;
+    }
+}
+
+/* A linear whose rows are tokens: packed in the network's precision. */
 static void bind_lin(binder *B, lin_p *l, int in, int out, bool bias, const char *name)
 {
     l->w = bind(B, 2, out, in, 0, 0, "%s.weight", name);
     l->b = bias ? bind(B, 1, out, 0, 0, 0, "%s.bias", name) : NULL;
+    pack_lin(B, l, in, out, B->prec, name);
+}
+
+/* A linear applied to B rows only (time embedding): bf16 would save nothing. */
+static void bind_lin_f32(binder *B, lin_p *l, int in, int out, const char *name)
+{
+    l->w = bind(B, 2, out, in, 0, 0, "%s.weight", name);
+    l->b = bind(B, 1, out, 0, 0, 0, "%s.bias", name);
+    pack_lin(B, l, in, out, SLD_PREC_FP32, name);
 }
 
 static void bind_resnet(binder *B, resnet_p *r, int cin, int cout, int temb_dim,
@@ -420,7 +501,7 @@ static void bind_resnet(binder *B, resnet_p *r, int cin, int cout, int temb_dim,
     snprintf(n, sizeof n, "%s.conv1", name);
     bind_conv(B, &r->c1, cin, cout, 3, n);
     snprintf(n, sizeof n, "%s.time_emb_proj", name);
-    bind_lin(B, &r->temb, temb_dim, cout, true, n);
+    bind_lin_f32(B, &r->temb, temb_dim, cout, n);
     snprintf(n, sizeof n, "%s.norm2", name);
     bind_norm(B, &r->n2, cout, n);
     snprintf(n, sizeof n, "%s.conv2", name);
@@ -440,6 +521,45 @@ static void bind_attn_lin(binder *B, lin_p *l, int in, int out, bool bias, const
     bind_lin(B, l, in, out, bias, n);
 }
 
+/* Binds n bias-free [out, in] projections blk.what[i] and packs them as one
+ * [n*out, in] linear (rows stacked in order), so they share one pass over the
+ * input: y[:, i*out:(i+1)*out] is projection i. The store's copies are
+ * released; *own keeps the stacked weights only while l reads them (plain
+ * mode). Every output element is the same dot product as unfused. */
+static void bind_fused(binder *B, lin_p *l, float **own, int in, int out, int n,
+                       const char *blk, const char *const *what)
+{
+    const float *w[3] = {0};
+    char names[3][240];
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "%s.%s", blk, what[i]);
+        w[i] = bind(B, 2, out, in, 0, 0, "%s.weight", names[i]);
+    }
+    l->in = in;
+    l->out = n * out;
+    l->b = NULL;
+    if (B->st || B->list)
+        return;
+    size_t each = (size_t)out * in;
+    float *cat = sld_malloc_aligned((size_t)n * each * sizeof(float));
+    if (!cat) {
+        B->st = sld_err(B->err, SLD_ERR_NOMEM, "out of memory fusing %s projections", blk);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        memcpy(cat + (size_t)i * each, w[i], each * sizeof(float));
+    for (int i = 0; i < n; i++)
+        release_pair(B, names[i], false);
+    l->w = cat;
+    if ((B->st = sld_plin_new(&l->pl, cat, NULL, n * out, in, B->prec, B->err)) ||
+        sld_plin_packed(l->pl)) {
+        sld_free(cat);
+        l->w = NULL;
+        return;
+    }
+    *own = cat;
+}
+
 static sld_status bind_xformer(binder *B, xformer_p *x, int C, int heads, int n_layers,
                                int cross, bool linear_proj, const char *name)
 {
@@ -452,8 +572,12 @@ static sld_status bind_xformer(binder *B, xformer_p *x, int C, int heads, int n_
     int nd = linear_proj ? 2 : 4;
     x->pin.w = bind(B, nd, C, C, 1, 1, "%s.proj_in.weight", name);
     x->pin.b = bind(B, 1, C, 0, 0, 0, "%s.proj_in.bias", name);
+    snprintf(n, sizeof n, "%s.proj_in", name);
+    pack_lin(B, &x->pin, C, C, B->prec, n);
     x->pout.w = bind(B, nd, C, C, 1, 1, "%s.proj_out.weight", name);
     x->pout.b = bind(B, 1, C, 0, 0, 0, "%s.proj_out.bias", name);
+    snprintf(n, sizeof n, "%s.proj_out", name);
+    pack_lin(B, &x->pout, C, C, B->prec, n);
     x->tb = sld_calloc((size_t)n_layers, sizeof *x->tb);
     if (!x->tb)
         return sld_err(B->err, SLD_ERR_NOMEM, "out of memory");
@@ -467,13 +591,12 @@ static sld_status bind_xformer(binder *B, xformer_p *x, int C, int heads, int n_
         bind_norm(B, &t->n2, C, n);
         snprintf(n, sizeof n, "%s.norm3", tb);
         bind_norm(B, &t->n3, C, n);
-        bind_attn_lin(B, &t->q1, C, C, false, tb, "attn1.to_q");
-        bind_attn_lin(B, &t->k1, C, C, false, tb, "attn1.to_k");
-        bind_attn_lin(B, &t->v1, C, C, false, tb, "attn1.to_v");
+        static const char *const qkv[3] = {"attn1.to_q", "attn1.to_k", "attn1.to_v"};
+        static const char *const kv[2] = {"attn2.to_k", "attn2.to_v"};
+        bind_fused(B, &t->qkv1, &t->qkv1_w, C, C, 3, tb, qkv);
         bind_attn_lin(B, &t->o1, C, C, true, tb, "attn1.to_out.0");
         bind_attn_lin(B, &t->q2, C, C, false, tb, "attn2.to_q");
-        bind_attn_lin(B, &t->k2, cross, C, false, tb, "attn2.to_k");
-        bind_attn_lin(B, &t->v2, cross, C, false, tb, "attn2.to_v");
+        bind_fused(B, &t->kv2, &t->kv2_w, cross, C, 2, tb, kv);
         bind_attn_lin(B, &t->o2, C, C, true, tb, "attn2.to_out.0");
         bind_attn_lin(B, &t->ff1, C, 8 * C, true, tb, "ff.net.0.proj");
         bind_attn_lin(B, &t->ff2, 4 * C, C, true, tb, "ff.net.2");
@@ -481,11 +604,40 @@ static sld_status bind_xformer(binder *B, xformer_p *x, int C, int heads, int n_
     return B->st;
 }
 
+static void free_lin(lin_p *l) { sld_plin_free(l->pl); }
+
+static void free_resnet(resnet_p *r)
+{
+    sld_pconv_free(r->c1.pc);
+    sld_pconv_free(r->c2.pc);
+    sld_pconv_free(r->sc.pc);
+    free_lin(&r->temb);
+}
+
+static void free_xformer(xformer_p *x)
+{
+    free_lin(&x->pin);
+    free_lin(&x->pout);
+    for (int l = 0; x->tb && l < x->n_layers; l++) {
+        tblock_p *t = &x->tb[l];
+        lin_p *ls[7] = {&t->qkv1, &t->o1, &t->q2, &t->kv2, &t->o2, &t->ff1, &t->ff2};
+        for (int i = 0; i < 7; i++)
+            free_lin(ls[i]);
+        sld_free(t->qkv1_w);
+        sld_free(t->kv2_w);
+    }
+    sld_free(x->tb);
+    x->tb = NULL;
+}
+
 static void free_block(block_p *b)
 {
+    for (int j = 0; b->res && j < b->n_res; j++)
+        free_resnet(&b->res[j]);
     if (b->attn)
         for (int j = 0; j < b->n_res; j++)
-            sld_free(b->attn[j].tb);
+            free_xformer(&b->attn[j]);
+    sld_pconv_free(b->sample.pc);
     sld_free(b->attn);
     sld_free(b->res);
     memset(b, 0, sizeof *b);
@@ -499,7 +651,14 @@ void sld_unet_free(sld_unet *u)
         free_block(&u->down[i]);
         free_block(&u->up[i]);
     }
-    sld_free(u->mid_attn.tb);
+    free_xformer(&u->mid_attn);
+    free_resnet(&u->mid_res[0]);
+    free_resnet(&u->mid_res[1]);
+    sld_pconv_free(u->conv_in.pc);
+    sld_pconv_free(u->conv_out.pc);
+    free_lin(&u->t1);
+    free_lin(&u->t2);
+    sld_pack_ws_free(u->ws);
     sld_free(u->s.base);
     sld_free(u);
 }
@@ -535,8 +694,8 @@ static sld_status unet_build(sld_unet *u, binder *Bp, sld_error *err)
     char name[200];
 
     bind_conv(&B, &u->conv_in, c->in_channels, c0, 3, "conv_in");
-    bind_lin(&B, &u->t1, c0, u->temb_dim, true, "time_embedding.linear_1");
-    bind_lin(&B, &u->t2, u->temb_dim, u->temb_dim, true, "time_embedding.linear_2");
+    bind_lin_f32(&B, &u->t1, c0, u->temb_dim, "time_embedding.linear_1");
+    bind_lin_f32(&B, &u->t2, u->temb_dim, u->temb_dim, "time_embedding.linear_2");
 
     int prev = c0;
     for (int i = 0; i < n && !B.st; i++) {
@@ -555,7 +714,7 @@ static sld_status unet_build(sld_unet *u, binder *Bp, sld_error *err)
         }
         if (i < n - 1) {
             snprintf(name, sizeof name, "down_blocks.%d.downsamplers.0.conv", i);
-            bind_conv(&B, &b->sample, ch[i], ch[i], 3, name);
+            bind_conv_s(&B, &b->sample, ch[i], ch[i], 3, 2, name);
         }
         prev = ch[i];
     }
@@ -609,7 +768,15 @@ sld_status sld_unet_load(sld_unet **out, const sld_unet_config *c, sld_weights *
     if (!u)
         return sld_err(err, SLD_ERR_NOMEM, "out of memory");
     u->cfg = *c;
-    binder B = {.w = w, .err = err};
+    u->prec = sld_pack_precision((sld_precision)c->precision);
+    const char *pe = getenv("SLD_PROFILE");
+    u->profile = pe && *pe && strcmp(pe, "0");
+    binder B = {.w = w, .err = err, .prec = u->prec};
+    u->ws = sld_pack_ws_new();
+    if (!u->ws) {
+        sld_unet_free(u);
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    }
     if ((st = unet_build(u, &B, err))) {
         sld_unet_free(u);
         return st;
@@ -647,13 +814,44 @@ typedef struct {
     int n_ctx;
 } fwd;
 
-static void conv(const conv_p *c, const float *x, float *y, int B, int H, int W, int stride,
-                 int pad)
+/* Op classes timed when SLD_PROFILE is set (opt-in: it adds a clock read
+ * per op, and the split is what the issue's breakdown asks for). */
+enum { PROF_CONV3, PROF_CONV1, PROF_LIN, PROF_ATTN, PROF_NORM, PROF_ELT, PROF_N };
+static const char *const prof_names[PROF_N] = {"conv3x3", "conv1x1", "linear",
+                                               "attention", "norm", "elementwise"};
+static double prof_t0(const sld_unet *u) { return u->profile ? sld_time_now() : 0.0; }
+static void prof_add(sld_unet *u, int cls, double t0)
 {
-    sld_conv2d_desc d = {.B = B, .C_in = c->cin, .H = H, .W = W, .C_out = c->cout,
-                         .kh = c->k, .kw = c->k, .stride = stride,
-                         .pad_t = pad, .pad_l = pad, .pad_b = pad, .pad_r = pad};
-    sld_conv2d(&d, x, c->w, c->b, y);
+    if (u->profile)
+        u->prof[cls] += sld_time_now() - t0;
+}
+
+#define TIMED(u, cls, stmt)                                                                    \
+    do {                                                                                       \
+        double t0_ = prof_t0(u);                                                               \
+        stmt;                                                                                  \
+        prof_add(u, cls, t0_);                                                                 \
+    } while (0)
+
+/* y = conv(x) [+ residual]; failures are recorded in u->run_st (sticky) and
+ * skip every later layer. */
+static void conv(fwd *F, const conv_p *c, const float *x, float *y, int H, int W,
+                 const float *residual)
+{
+    sld_unet *u = F->u;
+    double t0 = prof_t0(u);
+    if (!u->run_st)
+        u->run_st = sld_pconv_run(c->pc, u->ws, x, y, F->B, H, W, residual, u->run_err);
+    prof_add(u, c->k == 1 ? PROF_CONV1 : PROF_CONV3, t0);
+}
+
+static void linear(fwd *F, const lin_p *l, const float *x, float *y, int M)
+{
+    sld_unet *u = F->u;
+    double t0 = prof_t0(u);
+    if (!u->run_st)
+        u->run_st = sld_plin_run(l->pl, u->ws, x, y, M, u->run_err);
+    prof_add(u, PROF_LIN, t0);
 }
 
 /* ResnetBlock2D: out = shortcut(x) + conv2(SiLU(GN2(conv1(SiLU(GN1 x)) + Lin(SiLU temb)))).
@@ -669,26 +867,44 @@ static void resnet_fwd(fwd *F, const resnet_p *r, const float *x, float *out, in
     float *tp = scr_alloc(s, (size_t)B * r->cout);
     if (s->plan || s->overflow)
         goto done;
-    sld_group_norm(x, t1, B, r->cin, HW, c->norm_num_groups, c->norm_eps, r->n1.g, r->n1.b, true);
-    conv(&r->c1, t1, t2, B, H, W, 1, 1);
-    sld_linear(F->temb, r->temb.w, r->temb.b, tp, B, r->cout, F->u->temb_dim);
-    for (int b = 0; b < B; b++)
-        for (int ch = 0; ch < r->cout; ch++) {
-            float v = tp[(size_t)b * r->cout + ch], *p = t2 + ((size_t)b * r->cout + ch) * HW;
-            for (int i = 0; i < HW; i++)
-                p[i] += v;
-        }
-    sld_group_norm(t2, t2, B, r->cout, HW, c->norm_num_groups, c->norm_eps, r->n2.g, r->n2.b,
-                   true);
-    conv(&r->c2, t2, out, B, H, W, 1, 1);
-    if (r->sc.w) {
-        conv(&r->sc, x, t2, B, H, W, 1, 0);
-        sld_add(out, t2, (size_t)B * r->cout * HW);
+    TIMED(F->u, PROF_NORM,
+          sld_group_norm(x, t1, B, r->cin, HW, c->norm_num_groups, c->norm_eps, r->n1.g,
+                         r->n1.b, true));
+    conv(F, &r->c1, t1, t2, H, W, NULL);
+    linear(F, &r->temb, F->temb, tp, B);
+    const int BC = B * r->cout;
+#pragma omp parallel for schedule(static) if ((size_t)BC * HW > 65536)
+    for (int bc = 0; bc < BC; bc++) {
+        float v = tp[bc], *p = t2 + (size_t)bc * HW;
+        for (int i = 0; i < HW; i++)
+            p[i] += v;
+    }
+    TIMED(F->u, PROF_NORM,
+          sld_group_norm(t2, t2, B, r->cout, HW, c->norm_num_groups, c->norm_eps, r->n2.g,
+                         r->n2.b, true));
+    /* out = shortcut(x) + conv2(t2): the shortcut lands in out first so the
+     * conv adds onto it while leaving its blocked layout. */
+    if (r->sc.pc) {
+        conv(F, &r->sc, x, out, H, W, NULL);
+        conv(F, &r->c2, t2, out, H, W, out);
     } else {
-        sld_add(out, x, (size_t)B * r->cout * HW);
+        conv(F, &r->c2, t2, out, H, W, x);
     }
 done:
     s->used = mark;
+}
+
+/* Attention in the network's precision (bf16 products, fp32 softmax). */
+static void attend(fwd *F, const float *q, int ldq, const float *k, const float *v, int ldkv,
+                   float *a, int Nq, int Nk, int heads, int dh, float scale, int C)
+{
+    double t0 = prof_t0(F->u);
+    if (F->u->prec == SLD_PREC_BF16)
+        sld_attention_bf16(q, ldq, k, ldkv, v, ldkv, a, C, F->B, Nq, Nk, heads, dh, scale,
+                           false);
+    else
+        sld_attention(q, ldq, k, ldkv, v, ldkv, a, C, F->B, Nq, Nk, heads, dh, scale, false);
+    prof_add(F->u, PROF_ATTN, t0);
 }
 
 /* Rows per chunk of the feed-forward: bounds its [rows, 8C] scratch. */
@@ -699,54 +915,53 @@ static void xformer_fwd(fwd *F, const xformer_p *X, float *x, int H, int W)
 {
     const sld_unet_config *c = &F->u->cfg;
     scratch *s = F->s;
-    const int B = F->B, C = X->C, N = H * W, M = B * N, nc = F->n_ctx, D = c->cross_attention_dim;
+    const int B = F->B, C = X->C, N = H * W, M = B * N, nc = F->n_ctx;
     const int dh = C / X->heads;
     const float scale = 1.0f / sqrtf((float)dh);
     const int chunk = M < FF_CHUNK ? M : FF_CHUNK;
     size_t mark = s->used;
     size_t MC = (size_t)M * C;
     float *g = scr_alloc(s, MC), *h = scr_alloc(s, MC), *ln = scr_alloc(s, MC);
-    float *q = scr_alloc(s, MC), *k = scr_alloc(s, MC), *v = scr_alloc(s, MC),
-          *a = scr_alloc(s, MC);
-    float *kc = scr_alloc(s, (size_t)B * nc * C), *vc = scr_alloc(s, (size_t)B * nc * C);
+    /* qkv [M,3C] (self-attention projections); its first MC floats double as
+     * the [M,C] output of o1/o2/ff2 once the attention has read them. */
+    float *qkv = scr_alloc(s, 3 * MC), *q = qkv, *a = scr_alloc(s, MC);
+    float *kv = scr_alloc(s, (size_t)B * nc * 2 * C); /* [B*nc, 2C] */
     float *ff = scr_alloc(s, (size_t)chunk * 8 * C), *gg = scr_alloc(s, (size_t)chunk * 4 * C);
     if (s->plan || s->overflow)
         goto done;
     /* GroupNorm (eps 1e-6 in diffusers' Transformer2DModel) then tokens. */
-    sld_group_norm(x, g, B, C, N, c->norm_num_groups, 1e-6f, X->norm.g, X->norm.b, false);
-    sld_nchw_to_nhwc(g, ln, B, C, N);
-    sld_linear(ln, X->pin.w, X->pin.b, h, M, C, C);
+    TIMED(F->u, PROF_NORM,
+          sld_group_norm(x, g, B, C, N, c->norm_num_groups, 1e-6f, X->norm.g, X->norm.b, false));
+    TIMED(F->u, PROF_ELT, sld_nchw_to_nhwc(g, ln, B, C, N));
+    linear(F, &X->pin, ln, h, M);
     for (int l = 0; l < X->n_layers; l++) {
         const tblock_p *t = &X->tb[l];
         /* self-attention */
-        sld_layer_norm(h, ln, M, C, 1e-5f, t->n1.g, t->n1.b);
-        sld_linear(ln, t->q1.w, NULL, q, M, C, C);
-        sld_linear(ln, t->k1.w, NULL, k, M, C, C);
-        sld_linear(ln, t->v1.w, NULL, v, M, C, C);
-        sld_attention(q, C, k, C, v, C, a, C, B, N, N, X->heads, dh, scale, false);
-        sld_linear(a, t->o1.w, t->o1.b, q, M, C, C);
-        sld_add(h, q, MC);
+        TIMED(F->u, PROF_NORM, sld_layer_norm(h, ln, M, C, 1e-5f, t->n1.g, t->n1.b));
+        linear(F, &t->qkv1, ln, qkv, M);
+        attend(F, qkv, 3 * C, qkv + C, qkv + 2 * C, 3 * C, a, N, N, X->heads, dh, scale, C);
+        linear(F, &t->o1, a, q, M);
+        TIMED(F->u, PROF_ELT, sld_add(h, q, MC));
         /* cross-attention over the text tokens */
-        sld_layer_norm(h, ln, M, C, 1e-5f, t->n2.g, t->n2.b);
-        sld_linear(ln, t->q2.w, NULL, q, M, C, C);
-        sld_linear(F->ctx, t->k2.w, NULL, kc, B * nc, C, D);
-        sld_linear(F->ctx, t->v2.w, NULL, vc, B * nc, C, D);
-        sld_attention(q, C, kc, C, vc, C, a, C, B, N, nc, X->heads, dh, scale, false);
-        sld_linear(a, t->o2.w, t->o2.b, q, M, C, C);
-        sld_add(h, q, MC);
+        TIMED(F->u, PROF_NORM, sld_layer_norm(h, ln, M, C, 1e-5f, t->n2.g, t->n2.b));
+        linear(F, &t->q2, ln, q, M);
+        linear(F, &t->kv2, F->ctx, kv, B * nc);
+        attend(F, q, C, kv, kv + C, 2 * C, a, N, nc, X->heads, dh, scale, C);
+        linear(F, &t->o2, a, q, M);
+        TIMED(F->u, PROF_ELT, sld_add(h, q, MC));
         /* GEGLU feed-forward, row chunks (rows are independent) */
-        sld_layer_norm(h, ln, M, C, 1e-5f, t->n3.g, t->n3.b);
+        TIMED(F->u, PROF_NORM, sld_layer_norm(h, ln, M, C, 1e-5f, t->n3.g, t->n3.b));
         for (int r0 = 0; r0 < M; r0 += chunk) {
             int rows = M - r0 < chunk ? M - r0 : chunk;
-            sld_linear(ln + (size_t)r0 * C, t->ff1.w, t->ff1.b, ff, rows, 8 * C, C);
-            sld_geglu(ff, gg, rows, 4 * C);
-            sld_linear(gg, t->ff2.w, t->ff2.b, q + (size_t)r0 * C, rows, C, 4 * C);
+            linear(F, &t->ff1, ln + (size_t)r0 * C, ff, rows);
+            TIMED(F->u, PROF_ELT, sld_geglu(ff, gg, rows, 4 * C));
+            linear(F, &t->ff2, gg, q + (size_t)r0 * C, rows);
         }
-        sld_add(h, q, MC);
+        TIMED(F->u, PROF_ELT, sld_add(h, q, MC));
     }
-    sld_linear(h, X->pout.w, X->pout.b, ln, M, C, C);
-    sld_nhwc_to_nchw(ln, g, B, C, N);
-    sld_add(x, g, MC);
+    linear(F, &X->pout, h, ln, M);
+    TIMED(F->u, PROF_ELT, sld_nhwc_to_nchw(ln, g, B, C, N));
+    TIMED(F->u, PROF_ELT, sld_add(x, g, MC));
 done:
     s->used = mark;
 }
@@ -791,9 +1006,9 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
                 e[k] = 0.0f; /* odd width: diffusers zero-pads */
         }
         tap(&F, "time_proj", tproj, c0, 1, 1);
-        sld_linear(tproj, u->t1.w, u->t1.b, th, B, u->temb_dim, c0);
+        linear(&F, &u->t1, tproj, th, B);
         sld_silu(th, (size_t)B * u->temb_dim);
-        sld_linear(th, u->t2.w, u->t2.b, temb, B, u->temb_dim, u->temb_dim);
+        linear(&F, &u->t2, th, temb, B);
         tap(&F, "time_embedding", temb, u->temb_dim, 1, 1);
         sld_silu(temb, (size_t)B * u->temb_dim);
     }
@@ -805,7 +1020,7 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
     int H = h, W = w;
     act cur = {scr_alloc(s, (size_t)B * c0 * H * W), c0, H, W};
     if (!s->plan && !s->overflow) {
-        conv(&u->conv_in, sample, cur.p, B, H, W, 1, 1);
+        conv(&F, &u->conv_in, sample, cur.p, H, W, NULL);
         tap(&F, "conv_in", cur.p, c0, H, W);
     }
     skips[ns++] = cur;
@@ -818,7 +1033,7 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
                 xformer_fwd(&F, &b->attn[j], nx.p, H, W);
             skips[ns++] = cur = nx;
         }
-        if (b->sample.w) {
+        if (b->sample.k) {
             sld_conv2d_desc d = {.B = B, .C_in = b->cout, .H = H, .W = W, .C_out = b->cout,
                                  .kh = 3, .kw = 3, .stride = 2, .pad_t = 1, .pad_l = 1,
                                  .pad_b = 1, .pad_r = 1};
@@ -826,7 +1041,7 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
             sld_conv2d_out_hw(&d, &Ho, &Wo);
             act nx = {scr_alloc(s, (size_t)B * b->cout * Ho * Wo), b->cout, Ho, Wo};
             if (!s->plan && !s->overflow)
-                sld_conv2d(&d, cur.p, b->sample.w, b->sample.b, nx.p);
+                conv(&F, &b->sample, cur.p, nx.p, H, W, NULL);
             H = Ho;
             W = Wo;
             skips[ns++] = cur = nx;
@@ -851,7 +1066,7 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
                 if ((size_t)C * hh * ww > hmax)
                     hmax = (size_t)C * hh * ww;
             }
-            if (b->sample.w) {
+            if (b->sample.k) {
                 hh = skips[k - 1].H;
                 ww = skips[k - 1].W;
                 size_t us = (size_t)C * hh * ww;
@@ -897,11 +1112,11 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
             cur = (act){spare, b->cout, H, W};
             spare = t;
         }
-        if (b->sample.w) {
+        if (b->sample.k) {
             int Ho = skips[ns - 1].H, Wo = skips[ns - 1].W;
             if (!s->plan && !s->overflow) {
                 sld_upsample_nearest(cur.p, cat, B, cur.C, H, W, Ho, Wo);
-                conv(&b->sample, cat, spare, B, Ho, Wo, 1, 1);
+                conv(&F, &b->sample, cat, spare, Ho, Wo, NULL);
             }
             H = Ho;
             W = Wo;
@@ -924,7 +1139,7 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
             sld_group_norm(cur.p, spare, B, c0, H * W, c->norm_num_groups, c->norm_eps,
                            u->norm_out.g, u->norm_out.b, true);
         }
-        conv(&u->conv_out, spare, out, B, H, W, 1, 1);
+        conv(&F, &u->conv_out, spare, out, H, W, NULL);
     }
     return SLD_OK;
 }
@@ -959,9 +1174,31 @@ sld_status sld_unet_forward(sld_unet *u, const float *sample, int B, int h, int 
     }
     u->s.used = 0;
     u->s.overflow = false;
+    u->run_st = SLD_OK;
+    u->run_err = err;
+    memset(u->prof, 0, sizeof u->prof);
+    double t0 = prof_t0(u);
     forward(u, &u->s, sample, B, h, w, timesteps, ctx, n_ctx, out);
+    u->run_err = NULL;
+    if (u->profile) {
+        double tot = sld_time_now() - t0, rest = tot;
+        char line[512];
+        int o = snprintf(line, sizeof line, "unet profile B=%d %dx%d: total %.3f s", B, h, w,
+                         tot);
+        for (int i = 0; i < PROF_N; i++) {
+            rest -= u->prof[i];
+            o += snprintf(line + o, sizeof line - (size_t)o, ", %s %.3f", prof_names[i],
+                          u->prof[i]);
+        }
+        snprintf(line + o, sizeof line - (size_t)o, ", other %.3f", rest);
+        sld_log(SLD_LOG_INFO, "%s", line);
+    }
     if (u->s.overflow)
         return sld_err(err, SLD_ERR_INTERNAL, "unet: activation plan too small");
+    if (u->run_st) {
+        sld_err_prefix(err, "unet");
+        return u->run_st;
+    }
     return SLD_OK;
 }
 

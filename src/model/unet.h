@@ -35,6 +35,7 @@ typedef struct {
     int flip_sin_to_cos;
     float freq_shift;
     int sample_size;
+    int precision; /* sld_precision of convs and token linears; 0 = fp32 (set by the loader) */
 } sld_unet_config;
 
 typedef struct sld_unet sld_unet;

@@ -9,10 +9,14 @@
  *
  * Memory: activations live in one arena per sld_vae, planned by running the
  * pass in counting mode; re-planned only when a larger size arrives.
+ * Convolution weights are packed at load (ops/packed.h) in the compute
+ * precision (sld_vae_config.precision) and the store's float32 copies of
+ * them released, so each is held once.
  */
 #include "model/vae.h"
 
 #include "ops/ops.h"
+#include "ops/packed.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -21,8 +25,11 @@
 
 #define VAE_EPS 1e-6f
 
+struct sld_vae;
+
 typedef struct {
     bool plan;
+    struct sld_vae *vae; /* owner, for the packed convs (set by each pass) */
     uint8_t *base;
     size_t cap, used, peak;
     bool overflow;
@@ -49,8 +56,9 @@ static float *scr_alloc(scratch *s, size_t nfloat)
 #define LIVE(s) (!(s)->plan && !(s)->overflow)
 
 typedef struct {
-    const float *w, *b;
+    const float *w, *b; /* NULL once packed */
     int cin, cout, k;
+    sld_pconv *pc;
 } conv_p;
 
 typedef struct {
@@ -64,7 +72,7 @@ typedef struct {
 typedef struct {
     int cin, cout;
     norm_p n1, n2;
-    conv_p c1, c2, sc; /* sc.w NULL: identity */
+    conv_p c1, c2, sc; /* sc.k 0: identity */
 } resnet_p;
 
 typedef struct {
@@ -76,7 +84,7 @@ typedef struct {
 typedef struct {
     int n_res, cout;
     resnet_p *res;
-    conv_p sample; /* w NULL: none */
+    conv_p sample; /* k 0: none */
 } block_p;
 
 typedef struct {
@@ -98,6 +106,10 @@ struct sld_vae {
     norm_p d_norm;
     bool have_enc;
     scratch s;
+    sld_pack_ws *ws;
+    sld_precision prec;
+    sld_status run_st; /* first failure of the current pass (sticky) */
+    sld_error *run_err;
     int plan_dec[3], plan_enc[3]; /* B, h, w the arena covers, per pass */
     sld_vae_tap_fn tap;
     void *tap_user;
@@ -245,6 +257,7 @@ typedef struct {
     sld_status st;
     sld_tensor_list_fn list;
     void *list_user;
+    sld_precision prec;
 } binder;
 
 static const float *bindv(binder *B, int nd, const int64_t *shape, const char *name)
@@ -275,13 +288,37 @@ static const float *bind(binder *B, int nd, int64_t d0, int64_t d1, int64_t d2, 
     return bindv(B, nd, shape, name);
 }
 
-static void bind_conv(binder *B, conv_p *c, int cin, int cout, int k, const char *name)
+/* Binds and packs a conv; down: the encoder's Downsample2D (stride 2, zero
+ * pad right/bottom only), else stride 1 with k/2 padding. */
+static void bind_conv_g(binder *B, conv_p *c, int cin, int cout, int k, bool down,
+                        const char *name)
 {
     c->cin = cin;
     c->cout = cout;
     c->k = k;
     c->w = bind(B, 4, cout, cin, k, k, "%s.weight", name);
     c->b = bind(B, 1, cout, 0, 0, 0, "%s.bias", name);
+    if (B->st || B->list)
+        return;
+    int p = k / 2;
+    sld_conv2d_desc d = {.B = 1, .C_in = cin, .H = 1, .W = 1, .C_out = cout, .kh = k, .kw = k,
+                         .stride = down ? 2 : 1, .pad_t = down ? 0 : p, .pad_l = down ? 0 : p,
+                         .pad_b = down ? 1 : p, .pad_r = down ? 1 : p};
+    if ((B->st = sld_pconv_new(&c->pc, &d, c->w, c->b, B->prec, B->err)))
+        return;
+    if (sld_pconv_packed(c->pc)) {
+        char n[256];
+        snprintf(n, sizeof n, "%s.weight", name);
+        sld_weights_release(B->w, n);
+        snprintf(n, sizeof n, "%s.bias", name);
+        sld_weights_release(B->w, n);
+        c->w = c->b = NULL;
+    }
+}
+
+static void bind_conv(binder *B, conv_p *c, int cin, int cout, int k, const char *name)
+{
+    bind_conv_g(B, c, cin, cout, k, false, name);
 }
 
 static void bind_norm(binder *B, norm_p *n, int C, const char *name)
@@ -354,10 +391,30 @@ void sld_vae_free(sld_vae *v)
 {
     if (!v)
         return;
-    for (int i = 0; i < SLD_VAE_MAX_BLOCKS; i++) {
-        sld_free(v->down[i].res);
-        sld_free(v->up[i].res);
+    block_p *bl[2] = {v->down, v->up};
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < SLD_VAE_MAX_BLOCKS; i++) {
+            for (int j = 0; bl[s][i].res && j < bl[s][i].n_res; j++) {
+                sld_pconv_free(bl[s][i].res[j].c1.pc);
+                sld_pconv_free(bl[s][i].res[j].c2.pc);
+                sld_pconv_free(bl[s][i].res[j].sc.pc);
+            }
+            sld_pconv_free(bl[s][i].sample.pc);
+            sld_free(bl[s][i].res);
+        }
+    mid_p *mids[2] = {&v->e_mid, &v->d_mid};
+    for (int m = 0; m < 2; m++) {
+        resnet_p *rs[2] = {&mids[m]->r0, &mids[m]->r1};
+        for (int r = 0; r < 2; r++) {
+            sld_pconv_free(rs[r]->c1.pc);
+            sld_pconv_free(rs[r]->c2.pc);
+            sld_pconv_free(rs[r]->sc.pc);
+        }
     }
+    conv_p *cs[6] = {&v->e_in, &v->e_out, &v->quant, &v->post_quant, &v->d_in, &v->d_out};
+    for (int i = 0; i < 6; i++)
+        sld_pconv_free(cs[i]->pc);
+    sld_pack_ws_free(v->ws);
     sld_free(v->s.base);
     sld_free(v);
 }
@@ -392,7 +449,7 @@ static sld_status vae_build(sld_vae *v, binder *B, bool encoder, sld_error *err)
             }
             if (i < n - 1) {
                 snprintf(name, sizeof name, "encoder.down_blocks.%d.downsamplers.0.conv", i);
-                bind_conv(B, &b->sample, ch[i], ch[i], 3, name);
+                bind_conv_g(B, &b->sample, ch[i], ch[i], 3, true, name);
             }
             prev = ch[i];
         }
@@ -438,7 +495,13 @@ sld_status sld_vae_load(sld_vae **out, const sld_vae_config *c, sld_weights *w, 
     if (!v)
         return sld_err(err, SLD_ERR_NOMEM, "out of memory");
     v->cfg = *c;
-    binder B = {.w = w, .err = err};
+    v->prec = sld_pack_precision((sld_precision)c->precision);
+    v->ws = sld_pack_ws_new();
+    if (!v->ws) {
+        st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    binder B = {.w = w, .err = err, .prec = v->prec};
     if ((st = vae_build(v, &B, false, err)))
         goto fail;
     /* The encoder is optional (inference-only files may drop it). */
@@ -476,12 +539,14 @@ sld_status sld_vae_tensors(const sld_vae_config *c, sld_tensor_list_fn fn, void 
 /* Forward                                                               */
 /* ===================================================================== */
 
-static void conv(const conv_p *c, const float *x, float *y, int B, int H, int W, int pad)
+/* y = conv(x) [+ residual] through the packed weights; a failure is kept
+ * in the owner's run_st and skips every later conv. */
+static void conv(scratch *s, const conv_p *c, const float *x, float *y, int B, int H, int W,
+                 const float *residual)
 {
-    sld_conv2d_desc d = {.B = B, .C_in = c->cin, .H = H, .W = W, .C_out = c->cout,
-                         .kh = c->k, .kw = c->k, .stride = 1,
-                         .pad_t = pad, .pad_l = pad, .pad_b = pad, .pad_r = pad};
-    sld_conv2d(&d, x, c->w, c->b, y);
+    struct sld_vae *v = s->vae;
+    if (!v->run_st)
+        v->run_st = sld_pconv_run(c->pc, v->ws, x, y, B, H, W, residual, v->run_err);
 }
 
 /* ResnetBlock2D without time embedding: x [B,cin,H,W] -> out [B,cout,H,W]. */
@@ -494,14 +559,14 @@ static void resnet_fwd(scratch *s, int G, const resnet_p *r, const float *x, flo
     float *t2 = scr_alloc(s, (size_t)B * r->cout * HW);
     if (LIVE(s)) {
         sld_group_norm(x, t1, B, r->cin, (int)HW, G, VAE_EPS, r->n1.g, r->n1.b, true);
-        conv(&r->c1, t1, t2, B, H, W, 1);
+        conv(s, &r->c1, t1, t2, B, H, W, NULL);
         sld_group_norm(t2, t2, B, r->cout, (int)HW, G, VAE_EPS, r->n2.g, r->n2.b, true);
-        conv(&r->c2, t2, out, B, H, W, 1);
-        if (r->sc.w) {
-            conv(&r->sc, x, t2, B, H, W, 0);
-            sld_add(out, t2, (size_t)B * r->cout * HW);
+        /* out = shortcut(x) + conv2(t2), the shortcut written first. */
+        if (r->sc.k) {
+            conv(s, &r->sc, x, out, B, H, W, NULL);
+            conv(s, &r->c2, t2, out, B, H, W, out);
         } else {
-            sld_add(out, x, (size_t)B * r->cout * HW);
+            conv(s, &r->c2, t2, out, B, H, W, x);
         }
     }
     s->used = mark;
@@ -539,6 +604,7 @@ static void tap(sld_vae *v, scratch *s, const char *name, const float *x, int B,
 /* latents [B,L,h,w] -> image [B,out,h*2^(n-1),...]. */
 static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, float *img)
 {
+    s->vae = v;
     const sld_vae_config *c = &v->cfg;
     const int n = c->n_blocks, G = c->norm_num_groups, L = c->latent_channels;
     const int top = c->block_out_channels[n - 1];
@@ -552,7 +618,7 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
             size_t a = (size_t)(prev > co ? prev : co) * H * W;
             if (a > amax)
                 amax = a;
-            if (v->up[i].sample.w) {
+            if (v->up[i].sample.k) {
                 H *= 2;
                 W *= 2;
                 if ((size_t)co * H * W > amax)
@@ -565,9 +631,9 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
     float *zq = scr_alloc(s, (size_t)B * L * h * w);
     int H = h, W = w;
     if (LIVE(s)) {
-        conv(&v->post_quant, z, zq, B, H, W, 0);
+        conv(s, &v->post_quant, z, zq, B, H, W, NULL);
         tap(v, s, "post_quant_conv", zq, B, L, H, W);
-        conv(&v->d_in, zq, pa, B, H, W, 1);
+        conv(s, &v->d_in, zq, pa, B, H, W, NULL);
         tap(v, s, "decoder.conv_in", pa, B, top, H, W);
     }
     resnet_fwd(s, G, &v->d_mid.r0, pa, pb, B, H, W);
@@ -586,10 +652,10 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
             spare = t;
         }
         C = b->cout;
-        if (b->sample.w) {
+        if (b->sample.k) {
             if (LIVE(s)) {
                 sld_upsample_nearest(cur, spare, B, C, H, W, 2 * H, 2 * W);
-                conv(&b->sample, spare, cur, B, 2 * H, 2 * W, 1);
+                conv(s, &b->sample, spare, cur, B, 2 * H, 2 * W, NULL);
             }
             H *= 2;
             W *= 2;
@@ -599,7 +665,7 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
     }
     if (LIVE(s)) {
         sld_group_norm(cur, spare, B, C, H * W, G, VAE_EPS, v->d_norm.g, v->d_norm.b, true);
-        conv(&v->d_out, spare, img, B, H, W, 1);
+        conv(s, &v->d_out, spare, img, B, H, W, NULL);
     }
 }
 
@@ -607,6 +673,7 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
 static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0, float **mom,
                    int *ho, int *wo)
 {
+    s->vae = v;
     const sld_vae_config *c = &v->cfg;
     const int n = c->n_blocks, G = c->norm_num_groups, L = c->latent_channels;
     size_t amax = 0;
@@ -617,7 +684,7 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
             size_t a = (size_t)(prev > co ? prev : co) * H * W;
             if (a > amax)
                 amax = a;
-            if (v->down[i].sample.w) {
+            if (v->down[i].sample.k) {
                 H = (H - 2) / 2 + 1;
                 W = (W - 2) / 2 + 1;
             }
@@ -627,7 +694,7 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
     float *pa = scr_alloc(s, (size_t)B * amax), *pb = scr_alloc(s, (size_t)B * amax);
     int H = H0, W = W0;
     if (LIVE(s))
-        conv(&v->e_in, x, pa, B, H, W, 1);
+        conv(s, &v->e_in, x, pa, B, H, W, NULL);
     float *cur = pa, *spare = pb;
     int C = c->block_out_channels[0];
     for (int i = 0; i < n; i++) {
@@ -639,7 +706,7 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
             spare = t;
         }
         C = b->cout;
-        if (b->sample.w) {
+        if (b->sample.k) {
             /* diffusers Downsample2D(padding=0): pad right/bottom by one, then
              * a 3x3 stride-2 conv. */
             sld_conv2d_desc d = {.B = B, .C_in = C, .H = H, .W = W, .C_out = C, .kh = 3,
@@ -647,7 +714,7 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
             int Ho, Wo;
             sld_conv2d_out_hw(&d, &Ho, &Wo);
             if (LIVE(s))
-                sld_conv2d(&d, cur, b->sample.w, b->sample.b, spare);
+                conv(s, &b->sample, cur, spare, B, H, W, NULL);
             float *t = cur;
             cur = spare;
             spare = t;
@@ -662,8 +729,8 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
     float *m = scr_alloc(s, (size_t)B * 2 * L * H * W);
     if (LIVE(s)) {
         sld_group_norm(cur, spare, B, C, H * W, G, VAE_EPS, v->e_norm.g, v->e_norm.b, true);
-        conv(&v->e_out, spare, t2, B, H, W, 1);
-        conv(&v->quant, t2, m, B, H, W, 0);
+        conv(s, &v->e_out, spare, t2, B, H, W, NULL);
+        conv(s, &v->quant, t2, m, B, H, W, NULL);
     }
     *mom = m;
     *ho = H;
@@ -714,9 +781,16 @@ sld_status sld_vae_decode(sld_vae *v, const float *latents, int B, int h, int w,
         return st;
     v->s.used = 0;
     v->s.overflow = false;
+    v->run_st = SLD_OK;
+    v->run_err = err;
     decode(v, &v->s, latents, B, h, w, image);
+    v->run_err = NULL;
     if (v->s.overflow)
         return sld_err(err, SLD_ERR_INTERNAL, "vae decode: activation plan too small");
+    if (v->run_st) {
+        sld_err_prefix(err, "vae decode");
+        return v->run_st;
+    }
     return SLD_OK;
 }
 
@@ -736,9 +810,16 @@ sld_status sld_vae_encode(sld_vae *v, const float *image, int B, int H, int W, f
     v->s.overflow = false;
     int ho = 0, wo = 0;
     float *mom = NULL;
+    v->run_st = SLD_OK;
+    v->run_err = err;
     encode(v, &v->s, image, B, H, W, &mom, &ho, &wo);
+    v->run_err = NULL;
     if (v->s.overflow || !mom)
         return sld_err(err, SLD_ERR_INTERNAL, "vae encode: activation plan too small");
+    if (v->run_st) {
+        sld_err_prefix(err, "vae encode");
+        return v->run_st;
+    }
     size_t per = (size_t)L * ho * wo;
     for (int b = 0; b < B; b++) {
         memcpy(mean + b * per, mom + (size_t)b * 2 * per, per * sizeof *mean);

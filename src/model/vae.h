@@ -24,6 +24,7 @@ typedef struct {
     int norm_num_groups;
     float scaling_factor; /* 0.18215 when the config has none */
     int sample_size;
+    int precision; /* sld_precision of the convolutions; 0 = fp32 (set by the loader) */
 } sld_vae_config;
 
 typedef struct sld_vae sld_vae;

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 typedef struct {
     char *name;
@@ -248,3 +250,28 @@ const char *sld_weights_name(const sld_weights *w, int i, bool *used)
 }
 const char *sld_weights_label(const sld_weights *w) { return w->label; }
 size_t sld_weights_converted_bytes(const sld_weights *w) { return w->conv_bytes; }
+
+void sld_weights_release(sld_weights *w, const char *name)
+{
+    int k = find(w, name);
+    if (k < 0)
+        return;
+    entry *e = &w->e[k];
+    if (e->conv) {
+        sld_free(e->conv);
+        e->conv = NULL;
+        w->conv_bytes -= e->numel * sizeof(float);
+    }
+#ifdef MADV_PAGEOUT
+    /* The caller keeps its own copy now: ask the kernel to reclaim the source
+     * pages (whole pages inside the tensor only). Clean file-backed pages are
+     * dropped and refault from the file if read again; anonymous memory (an
+     * in-memory file) can only be swapped, never lost. A hint: errors are
+     * ignored. */
+    size_t esz = sld_dtype_size(e->src->dtype), pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)e->src->data + e->elem_off * esz, b = a + e->numel * esz;
+    uintptr_t a0 = (a + pg - 1) & ~(uintptr_t)(pg - 1), b0 = b & ~(uintptr_t)(pg - 1);
+    if (b0 > a0)
+        madvise((void *)a0, b0 - a0, MADV_PAGEOUT);
+#endif
+}

@@ -52,5 +52,11 @@ const char *sld_weights_name(const sld_weights *w, int i, bool *used);
 const char *sld_weights_label(const sld_weights *w);
 /* Bytes of converted float32 copies held by the store. */
 size_t sld_weights_converted_bytes(const sld_weights *w);
+/* Frees the converted float32 copy of an entry, if it has one, and hints the
+ * kernel to reclaim the entry's source pages (a later sld_weights_f32 reads
+ * and converts again). For networks that packed the tensor into their own
+ * layout: pointers returned earlier for this entry become invalid. Unknown
+ * names are ignored. */
+void sld_weights_release(sld_weights *w, const char *name);
 
 #endif /* SLD_WEIGHTS_H */

@@ -7,7 +7,8 @@
  *  - conv2d: 1x1 stride-1 as dnnl_sgemm on NCHW directly; others through a
  *    oneDNN convolution primitive with blocked activations and weights (NCHW
  *    in/out are reordered at the call boundary);
- *  - attention, norms, element-wise: our own AVX-512 kernels.
+ *  - attention, norms, element-wise (GELU/GEGLU with a vector erf): our own
+ *    AVX-512 kernels.
  * If oneDNN reports any failure the call falls back to the reference, so a
  * missing primitive only ever costs speed.
  *
@@ -403,6 +404,17 @@ void sld_attention(const float *q, int ldq, const float *k, int ldk, const float
     sld_attention_ref(q, ldq, k, ldk, v, ldv, out, ldo, B, Nq, Nk, heads, dh, scale, causal);
 }
 
+void sld_attention_bf16(const float *q, int ldq, const float *k, int ldk, const float *v,
+                        int ldv, float *out, int ldo, int B, int Nq, int Nk, int heads, int dh,
+                        float scale, bool causal)
+{
+    if (use_avx512() && sld_cpu_has_avx512_bf16() &&
+        sld_attention_bf16_avx512(q, ldq, k, ldk, v, ldv, out, ldo, B, Nq, Nk, heads, dh, scale,
+                                  causal))
+        return;
+    sld_attention(q, ldq, k, ldk, v, ldv, out, ldo, B, Nq, Nk, heads, dh, scale, causal);
+}
+
 /* ---- element-wise ------------------------------------------------------------------ */
 
 void sld_silu(float *x, size_t n)
@@ -415,6 +427,10 @@ void sld_silu(float *x, size_t n)
 
 void sld_gelu_erf(float *x, size_t n)
 {
+    if (use_avx512()) {
+        sld_gelu_erf_avx512(x, n);
+        return;
+    }
     if (use_fast()) {
         /* erff is the accuracy-critical part; parallelise the libm loop. */
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -435,6 +451,10 @@ void sld_quick_gelu(float *x, size_t n)
 
 void sld_geglu(const float *in, float *out, int rows, int F)
 {
+    if (use_avx512()) {
+        sld_geglu_avx512(in, out, rows, F);
+        return;
+    }
     if (use_fast()) {
 #pragma omp parallel for schedule(static) if ((size_t)rows * F > 65536)
         for (int r = 0; r < rows; r++)

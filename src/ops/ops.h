@@ -79,6 +79,13 @@ void sld_attention(const float *q, int ldq, const float *k, int ldk, const float
 void sld_attention_ref(const float *q, int ldq, const float *k, int ldk, const float *v,
                        int ldv, float *out, int ldo, int B, int Nq, int Nk, int heads, int dh,
                        float scale, bool causal);
+/* Same contract, with QK^T and PV computed from bf16-rounded q, k, v and
+ * probabilities (fp32 accumulation, fp32 softmax): about 2-3 significant
+ * digits, roughly twice the fp32 speed where AVX512-BF16 exists. Falls back
+ * to sld_attention (fp32) on CPUs without it and under SLD_ISA=ref. */
+void sld_attention_bf16(const float *q, int ldq, const float *k, int ldk, const float *v,
+                        int ldv, float *out, int ldo, int B, int Nq, int Nk, int heads, int dh,
+                        float scale, bool causal);
 
 /* ---- element-wise ------------------------------------------------------------------ */
 
@@ -123,11 +130,20 @@ void sld_ops_cache_clear(void);
 bool sld_attention_avx512(const float *q, int ldq, const float *k, int ldk, const float *v,
                           int ldv, float *out, int ldo, int B, int Nq, int Nk, int heads, int dh,
                           float scale, bool causal);
+/* Call only when sld_cpu_has_avx512_bf16(); false (writing nothing) when it
+ * cannot run. */
+bool sld_attention_bf16_avx512(const float *q, int ldq, const float *k, int ldk, const float *v,
+                               int ldv, float *out, int ldo, int B, int Nq, int Nk, int heads,
+                               int dh, float scale, bool causal);
+/* y[i] = 2^x[i] with the attention kernels' exp (exposed for its accuracy test). */
+void sld_exp2_avx512(const float *x, float *y, size_t n);
 void sld_group_norm_avx512(const float *x, float *y, int B, int C, int HW, int G, float eps,
                            const float *gamma, const float *beta, bool silu);
 void sld_layer_norm_avx512(const float *x, float *y, int rows, int C, float eps,
                            const float *gamma, const float *beta);
 void sld_silu_avx512(float *x, size_t n);
+void sld_gelu_erf_avx512(float *x, size_t n);
+void sld_geglu_avx512(const float *in, float *out, int rows, int F);
 void sld_quick_gelu_avx512(float *x, size_t n);
 
 #endif /* SLD_OPS_H */

@@ -107,6 +107,7 @@ static sld_status unet_build_json(sld_model *m, const char *cfg_dir, sld_error *
         return st;
     st = sld_unet_config_from_json(&c, &j, err);
     sld_json_free(&j);
+    c.precision = (int)m->opts.precision;
     return st ? st : sld_unet_load(&m->unet, &c, m->w_unet, err);
 }
 
@@ -119,6 +120,7 @@ static sld_status vae_build_json(sld_model *m, const char *cfg_dir, sld_error *e
         return st;
     st = sld_vae_config_from_json(&c, &j, err);
     sld_json_free(&j);
+    c.precision = (int)m->opts.precision;
     return st ? st : sld_vae_load(&m->vae, &c, m->w_vae, err);
 }
 
@@ -356,6 +358,7 @@ static sld_status open_single(sld_model *m, const char *path, sld_error *err)
     } else {
         sld_unet_config uc;
         st = sld_unet_config_infer(&uc, m->w_unet, arch, err);
+        uc.precision = (int)m->opts.precision;
         if (!st)
             st = sld_unet_load(&m->unet, &uc, m->w_unet, err);
     }
@@ -371,6 +374,7 @@ static sld_status open_single(sld_model *m, const char *path, sld_error *err)
     } else {
         sld_vae_config vc;
         st = sld_vae_config_infer(&vc, m->w_vae, err);
+        vc.precision = (int)m->opts.precision;
         if (!st)
             st = sld_vae_load(&m->vae, &vc, m->w_vae, err);
     }

@@ -1,0 +1,602 @@
+/*
+ * packed.c — load-time packed conv / linear weights on oneDNN primitives.
+ *
+ * Each object holds its weights once, in the layout (and data type) that
+ * oneDNN picked for a prototype shape at load time. Primitives depend on the
+ * activation shape, so each object keeps a short list of per-shape entries
+ * (conv: B,H,W; linear: M), built on first use of that shape and reused
+ * after: repeated calls at one size never allocate. Should a later shape's
+ * primitive want another weight layout, that entry gets its own reordered
+ * copy (from the packed one) — rare, and only costs memory.
+ *
+ * Conv data path (all NCHW float32 at the interface):
+ *   x --reorder(+f32->bf16)--> ws.src  --conv(+bias)--> ws.dst (f32 blocked)
+ *     --reorder(+sum post-op when the residual is y itself)--> y
+ * Linear path: x [--reorder f32->bf16--> ws.src] --matmul(+bias)--> y, the
+ * fp32 matmul reading x in place.
+ *
+ * The oneDNN engine is created once per process (pthread_once) and never
+ * changes; streams are per workspace.
+ */
+#include "ops/packed.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <string.h>
+
+/* ---- engine and workspace ------------------------------------------------------ */
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static dnnl_engine_t g_eng; /* written once under g_once, read-only after */
+
+static void engine_init(void)
+{
+    if (dnnl_engine_create(&g_eng, dnnl_cpu, 0) != dnnl_success)
+        g_eng = NULL;
+}
+
+static dnnl_engine_t engine(void)
+{
+    pthread_once(&g_once, engine_init);
+    return g_eng;
+}
+
+enum { WS_SRC, WS_DST, WS_TMP, WS_N };
+
+struct sld_pack_ws {
+    dnnl_stream_t stream;
+    void *buf[WS_N];
+    size_t cap[WS_N];
+};
+
+sld_pack_ws *sld_pack_ws_new(void)
+{
+    sld_pack_ws *ws = sld_calloc(1, sizeof *ws);
+    if (!ws)
+        return NULL;
+    dnnl_engine_t e = engine();
+    if (e && dnnl_stream_create(&ws->stream, e, dnnl_stream_default_flags) != dnnl_success)
+        ws->stream = NULL;
+    return ws;
+}
+
+void sld_pack_ws_free(sld_pack_ws *ws)
+{
+    if (!ws)
+        return;
+    if (ws->stream)
+        dnnl_stream_destroy(ws->stream);
+    for (int i = 0; i < WS_N; i++)
+        sld_free(ws->buf[i]);
+    sld_free(ws);
+}
+
+size_t sld_pack_ws_bytes(const sld_pack_ws *ws)
+{
+    size_t n = 0;
+    for (int i = 0; ws && i < WS_N; i++)
+        n += ws->cap[i];
+    return n;
+}
+
+/* Buffer i of at least n bytes (contents not kept on growth); NULL on OOM. */
+static void *ws_get(sld_pack_ws *ws, int i, size_t n)
+{
+    if (n <= ws->cap[i])
+        return ws->buf[i];
+    sld_free(ws->buf[i]);
+    ws->cap[i] = 0;
+    ws->buf[i] = sld_malloc_aligned(n);
+    if (ws->buf[i])
+        ws->cap[i] = n;
+    return ws->buf[i];
+}
+
+static bool bf16_native(void)
+{
+    return dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_bf16 &&
+           sld_cpu_isa() >= SLD_ISA_AVX512;
+}
+
+sld_precision sld_pack_precision(sld_precision requested)
+{
+    if (sld_cpu_isa() == SLD_ISA_REF)
+        return SLD_PREC_FP32;
+    if (requested == SLD_PREC_AUTO)
+        return sld_cpu_isa() >= SLD_ISA_AMX && bf16_native() ? SLD_PREC_BF16 : SLD_PREC_FP32;
+    if (requested == SLD_PREC_BF16)
+        return bf16_native() ? SLD_PREC_BF16 : SLD_PREC_FP32;
+    return SLD_PREC_FP32;
+}
+
+/* ---- shared primitive plumbing ------------------------------------------------ */
+
+typedef struct pentry {
+    struct pentry *next;
+    int key[3];                    /* conv: B,H,W; linear: M,0,0 */
+    dnnl_primitive_t prim;         /* conv or matmul */
+    dnnl_primitive_t rin;          /* user src -> primitive src (always present) */
+    dnnl_primitive_t rout, rout_sum; /* conv: primitive dst -> user dst (plain / += ) */
+    dnnl_memory_t m_usrc, m_src, m_wei, m_bias, m_dst, m_udst;
+    size_t src_bytes, dst_bytes;
+    void *wei_own; /* this entry's own weight copy (layout differs), or NULL */
+} pentry;
+
+static void entry_free(pentry *e)
+{
+    if (!e)
+        return;
+    dnnl_primitive_destroy(e->prim);
+    dnnl_primitive_destroy(e->rin);
+    dnnl_primitive_destroy(e->rout);
+    dnnl_primitive_destroy(e->rout_sum);
+    dnnl_memory_destroy(e->m_usrc);
+    dnnl_memory_destroy(e->m_src);
+    dnnl_memory_destroy(e->m_wei);
+    dnnl_memory_destroy(e->m_bias);
+    dnnl_memory_destroy(e->m_dst);
+    dnnl_memory_destroy(e->m_udst);
+    sld_free(e->wei_own);
+    sld_free(e);
+}
+
+static bool reorder_make(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b, bool sum,
+                         dnnl_primitive_t *out)
+{
+    *out = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    bool ok = true;
+    if (sum) {
+        ok = dnnl_primitive_attr_create(&attr) == dnnl_success &&
+             dnnl_post_ops_create(&po) == dnnl_success &&
+             dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    ok = ok && dnnl_reorder_primitive_desc_create(&pd, a, engine(), b, engine(), attr) ==
+                   dnnl_success;
+    ok = ok && dnnl_primitive_create(out, pd) == dnnl_success;
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return ok;
+}
+
+/* One-off reorder of src (desc a) into dst (desc b), waiting for completion. */
+static bool reorder_once(const dnnl_memory_desc_t *a, const void *src,
+                         const dnnl_memory_desc_t *b, void *dst)
+{
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t ma = NULL, mb = NULL;
+    dnnl_stream_t s = NULL;
+    bool ok = reorder_make(a, b, false, &r) &&
+              dnnl_memory_create(&ma, a, engine(), (void *)src) == dnnl_success &&
+              dnnl_memory_create(&mb, b, engine(), dst) == dnnl_success &&
+              dnnl_stream_create(&s, engine(), dnnl_stream_default_flags) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ma}, {DNNL_ARG_TO, mb}};
+        ok = dnnl_primitive_execute(r, s, 2, args) == dnnl_success &&
+             dnnl_stream_wait(s) == dnnl_success;
+    }
+    if (s)
+        dnnl_stream_destroy(s);
+    dnnl_memory_destroy(ma);
+    dnnl_memory_destroy(mb);
+    dnnl_primitive_destroy(r);
+    return ok;
+}
+
+/* Packed weights common to conv and linear. */
+typedef struct {
+    dnnl_memory_desc_t wmd; /* layout of wbuf */
+    void *wbuf;
+    float *bias; /* own copy, or NULL */
+} packw;
+
+/* Finishes an entry after its primitive descriptor pd exists: memory
+ * objects, the input/output reorders and the weights for this layout. */
+static bool entry_finish(pentry *e, dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *usrc,
+                         const dnnl_memory_desc_t *udst, const packw *pw,
+                         const dnnl_memory_desc_t *bias_md)
+{
+    dnnl_engine_t eng = engine();
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *dmd = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    bool ok = dnnl_primitive_create(&e->prim, pd) == dnnl_success &&
+              reorder_make(usrc, smd, false, &e->rin);
+    if (ok && udst) {
+        ok = reorder_make(dmd, udst, false, &e->rout) && reorder_make(dmd, udst, true,
+                                                                      &e->rout_sum) &&
+             dnnl_memory_create(&e->m_udst, udst, eng, DNNL_MEMORY_NONE) == dnnl_success;
+    }
+    ok = ok && dnnl_memory_create(&e->m_usrc, usrc, eng, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_memory_create(&e->m_src, smd, eng, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_memory_create(&e->m_dst, dmd, eng, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_memory_create(&e->m_wei, wmd, eng, DNNL_MEMORY_NONE) == dnnl_success &&
+         (!pw->bias || dnnl_memory_create(&e->m_bias, bias_md, eng, pw->bias) == dnnl_success);
+    if (!ok)
+        return false;
+    e->src_bytes = dnnl_memory_desc_get_size(smd);
+    e->dst_bytes = dnnl_memory_desc_get_size(dmd);
+    if (dnnl_memory_desc_equal(wmd, &pw->wmd))
+        return dnnl_memory_set_data_handle(e->m_wei, pw->wbuf) == dnnl_success;
+    e->wei_own = sld_malloc_aligned(dnnl_memory_desc_get_size(wmd));
+    return e->wei_own && reorder_once(&pw->wmd, pw->wbuf, wmd, e->wei_own) &&
+           dnnl_memory_set_data_handle(e->m_wei, e->wei_own) == dnnl_success;
+}
+
+static dnnl_data_type_t dt_of(sld_precision p) { return p == SLD_PREC_BF16 ? dnnl_bf16 : dnnl_f32; }
+
+/* ---- convolution ---------------------------------------------------------------- */
+
+struct sld_pconv {
+    sld_conv2d_desc d; /* B, H, W of the prototype only */
+    sld_precision prec;
+    bool packed;
+    const float *w_plain, *b_plain; /* plain mode */
+    packw pw;
+    pentry *entries;
+};
+
+static bool conv_pd(const sld_pconv *p, int B, int H, int W, dnnl_primitive_desc_t *pd,
+                    dnnl_memory_desc_t *usrc, dnnl_memory_desc_t *udst, dnnl_memory_desc_t *bmd)
+{
+    sld_conv2d_desc d = p->d;
+    d.B = B;
+    d.H = H;
+    d.W = W;
+    int Ho, Wo;
+    sld_conv2d_out_hw(&d, &Ho, &Wo);
+    dnnl_data_type_t dt = dt_of(p->prec);
+    dnnl_dims_t sd = {B, d.C_in, H, W}, wd = {d.C_out, d.C_in, d.kh, d.kw}, bd = {d.C_out},
+                dd = {B, d.C_out, Ho, Wo};
+    dnnl_dims_t st = {d.stride, d.stride}, pl = {d.pad_t, d.pad_l}, pr = {d.pad_b, d.pad_r};
+    dnnl_memory_desc_t s_any, w_any, d_any;
+    dnnl_convolution_desc_t cd;
+    return dnnl_memory_desc_init_by_tag(usrc, 4, sd, dnnl_f32, dnnl_nchw) == dnnl_success &&
+           dnnl_memory_desc_init_by_tag(udst, 4, dd, dnnl_f32, dnnl_nchw) == dnnl_success &&
+           dnnl_memory_desc_init_by_tag(bmd, 1, bd, dnnl_f32, dnnl_x) == dnnl_success &&
+           dnnl_memory_desc_init_by_tag(&s_any, 4, sd, dt, dnnl_format_tag_any) ==
+               dnnl_success &&
+           dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dt, dnnl_format_tag_any) ==
+               dnnl_success &&
+           dnnl_memory_desc_init_by_tag(&d_any, 4, dd, dnnl_f32, dnnl_format_tag_any) ==
+               dnnl_success &&
+           dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                              dnnl_convolution_direct, &s_any, &w_any,
+                                              p->pw.bias ? bmd : NULL, &d_any, st, pl, pr) ==
+               dnnl_success &&
+           dnnl_primitive_desc_create(pd, &cd, NULL, engine(), NULL) == dnnl_success;
+}
+
+sld_status sld_pconv_new(sld_pconv **out, const sld_conv2d_desc *d, const float *w,
+                         const float *bias, sld_precision prec, sld_error *err)
+{
+    *out = NULL;
+    sld_pconv *p = sld_calloc(1, sizeof *p);
+    if (!p)
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory packing a convolution");
+    p->d = *d;
+    p->prec = sld_pack_precision(prec);
+    p->w_plain = w;
+    p->b_plain = bias;
+    *out = p;
+    /* Tiny channel counts (conv_in / conv_out) gain nothing from blocking. */
+    if (sld_cpu_isa() == SLD_ISA_REF || !engine() || d->C_in < 16 || d->C_out < 16) {
+        p->prec = SLD_PREC_FP32;
+        return SLD_OK;
+    }
+    size_t nb = (size_t)d->C_out * sizeof(float);
+    if (bias) {
+        p->pw.bias = sld_malloc_aligned(nb);
+        if (!p->pw.bias)
+            goto oom;
+        memcpy(p->pw.bias, bias, nb);
+    }
+    /* Prototype shape: big enough that oneDNN picks its production kernel. */
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_desc_t usrc, udst, bmd, wuser;
+    dnnl_dims_t wd = {d->C_out, d->C_in, d->kh, d->kw};
+    int proto = 32 * d->stride;
+    if (!conv_pd(p, 1, proto, proto, &pd, &usrc, &udst, &bmd)) {
+        sld_free(p->pw.bias);
+        p->pw.bias = NULL;
+        p->prec = SLD_PREC_FP32;
+        return SLD_OK; /* plain mode: sld_conv2d */
+    }
+    p->pw.wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+    p->pw.wbuf = sld_malloc_aligned(dnnl_memory_desc_get_size(&p->pw.wmd));
+    if (!p->pw.wbuf)
+        goto oom;
+    if (dnnl_memory_desc_init_by_tag(&wuser, 4, wd, dnnl_f32, dnnl_oihw) != dnnl_success ||
+        !reorder_once(&wuser, w, &p->pw.wmd, p->pw.wbuf)) {
+        sld_free(p->pw.wbuf);
+        sld_free(p->pw.bias);
+        memset(&p->pw, 0, sizeof p->pw);
+        p->prec = SLD_PREC_FP32;
+        return SLD_OK;
+    }
+    p->packed = true;
+    p->w_plain = NULL;
+    p->b_plain = NULL;
+    return SLD_OK;
+oom:
+    sld_pconv_free(p);
+    *out = NULL;
+    return sld_err(err, SLD_ERR_NOMEM, "out of memory packing a %dx%d convolution %d->%d",
+                   d->kh, d->kw, d->C_in, d->C_out);
+}
+
+void sld_pconv_free(sld_pconv *p)
+{
+    if (!p)
+        return;
+    while (p->entries) {
+        pentry *e = p->entries;
+        p->entries = e->next;
+        entry_free(e);
+    }
+    sld_free(p->pw.wbuf);
+    sld_free(p->pw.bias);
+    sld_free(p);
+}
+
+bool sld_pconv_packed(const sld_pconv *p) { return p->packed; }
+
+static pentry *conv_entry(sld_pconv *p, int B, int H, int W)
+{
+    for (pentry *e = p->entries; e; e = e->next)
+        if (e->key[0] == B && e->key[1] == H && e->key[2] == W)
+            return e;
+    pentry *e = sld_calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->key[0] = B;
+    e->key[1] = H;
+    e->key[2] = W;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_desc_t usrc, udst, bmd;
+    bool ok = conv_pd(p, B, H, W, &pd, &usrc, &udst, &bmd) &&
+              entry_finish(e, pd, &usrc, &udst, &p->pw, &bmd);
+    dnnl_primitive_desc_destroy(pd);
+    if (!ok) {
+        entry_free(e);
+        return NULL;
+    }
+    e->next = p->entries;
+    p->entries = e;
+    return e;
+}
+
+static sld_status plain_conv(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y, int B,
+                             int H, int W, const float *residual, sld_error *err)
+{
+    sld_conv2d_desc d = p->d;
+    d.B = B;
+    d.H = H;
+    d.W = W;
+    int Ho, Wo;
+    sld_conv2d_out_hw(&d, &Ho, &Wo);
+    size_t n = (size_t)B * d.C_out * Ho * Wo;
+    if (residual == y) {
+        float *t = ws_get(ws, WS_TMP, n * sizeof(float));
+        if (!t)
+            return sld_err(err, SLD_ERR_NOMEM, "out of memory for a convolution");
+        sld_conv2d(&d, x, p->w_plain, p->b_plain, t);
+        sld_add(y, t, n);
+        return SLD_OK;
+    }
+    sld_conv2d(&d, x, p->w_plain, p->b_plain, y);
+    if (residual)
+        sld_add(y, residual, n);
+    return SLD_OK;
+}
+
+static bool exec(sld_pack_ws *ws, dnnl_primitive_t prim, int n, const dnnl_exec_arg_t *a)
+{
+    return dnnl_primitive_execute(prim, ws->stream, n, a) == dnnl_success;
+}
+
+sld_status sld_pconv_run(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y, int B, int H,
+                         int W, const float *residual, sld_error *err)
+{
+    if (!p->packed)
+        return plain_conv(p, ws, x, y, B, H, W, residual, err);
+    if (!ws->stream)
+        return sld_err(err, SLD_ERR_INTERNAL, "oneDNN stream unavailable for a packed conv");
+    pentry *e = conv_entry(p, B, H, W);
+    if (!e)
+        return sld_err(err, SLD_ERR_INTERNAL,
+                       "oneDNN could not build a %dx%d convolution %d->%d at %dx%dx%d",
+                       p->d.kh, p->d.kw, p->d.C_in, p->d.C_out, B, H, W);
+    void *sb = ws_get(ws, WS_SRC, e->src_bytes), *db = ws_get(ws, WS_DST, e->dst_bytes);
+    if (!sb || !db)
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory for convolution activations");
+    bool sum = residual == y;
+    bool ok = dnnl_memory_set_data_handle(e->m_usrc, (void *)x) == dnnl_success &&
+              dnnl_memory_set_data_handle(e->m_src, sb) == dnnl_success &&
+              dnnl_memory_set_data_handle(e->m_dst, db) == dnnl_success &&
+              dnnl_memory_set_data_handle(e->m_udst, y) == dnnl_success;
+    dnnl_exec_arg_t a_in[2] = {{DNNL_ARG_FROM, e->m_usrc}, {DNNL_ARG_TO, e->m_src}};
+    dnnl_exec_arg_t a_cv[4] = {{DNNL_ARG_SRC, e->m_src},
+                               {DNNL_ARG_WEIGHTS, e->m_wei},
+                               {DNNL_ARG_DST, e->m_dst},
+                               {DNNL_ARG_BIAS, e->m_bias}};
+    dnnl_exec_arg_t a_out[2] = {{DNNL_ARG_FROM, e->m_dst}, {DNNL_ARG_TO, e->m_udst}};
+    ok = ok && exec(ws, e->rin, 2, a_in) && exec(ws, e->prim, e->m_bias ? 4 : 3, a_cv) &&
+         exec(ws, sum ? e->rout_sum : e->rout, 2, a_out) &&
+         dnnl_stream_wait(ws->stream) == dnnl_success;
+    if (!ok)
+        return sld_err(err, SLD_ERR_INTERNAL, "oneDNN failed running a %dx%d convolution",
+                       p->d.kh, p->d.kw);
+    if (residual && !sum) {
+        int Ho, Wo;
+        sld_conv2d_desc d = p->d;
+        d.H = H;
+        d.W = W;
+        sld_conv2d_out_hw(&d, &Ho, &Wo);
+        sld_add(y, residual, (size_t)B * d.C_out * Ho * Wo);
+    }
+    return SLD_OK;
+}
+
+/* ---- linear ---------------------------------------------------------------------- */
+
+struct sld_plin {
+    int N, K;
+    sld_precision prec;
+    bool packed;
+    const float *w_plain, *b_plain;
+    packw pw;
+    pentry *entries;
+};
+
+static bool lin_pd(const sld_plin *p, int M, dnnl_primitive_desc_t *pd, dnnl_memory_desc_t *usrc,
+                   dnnl_memory_desc_t *bmd)
+{
+    dnnl_data_type_t dt = dt_of(p->prec);
+    dnnl_dims_t sd = {M, p->K}, wd = {p->K, p->N}, bd = {1, p->N}, dd = {M, p->N};
+    dnnl_memory_desc_t s_md, w_any, d_md;
+    dnnl_matmul_desc_t md;
+    return dnnl_memory_desc_init_by_tag(usrc, 2, sd, dnnl_f32, dnnl_ab) == dnnl_success &&
+           dnnl_memory_desc_init_by_tag(&s_md, 2, sd, dt, dnnl_ab) == dnnl_success &&
+           dnnl_memory_desc_init_by_tag(&w_any, 2, wd, dt, dnnl_format_tag_any) ==
+               dnnl_success &&
+           dnnl_memory_desc_init_by_tag(bmd, 2, bd, dnnl_f32, dnnl_ab) == dnnl_success &&
+           dnnl_memory_desc_init_by_tag(&d_md, 2, dd, dnnl_f32, dnnl_ab) == dnnl_success &&
+           dnnl_matmul_desc_init(&md, &s_md, &w_any, p->pw.bias ? bmd : NULL, &d_md) ==
+               dnnl_success &&
+           dnnl_primitive_desc_create(pd, &md, NULL, engine(), NULL) == dnnl_success;
+}
+
+sld_status sld_plin_new(sld_plin **out, const float *W, const float *b, int N, int K,
+                        sld_precision prec, sld_error *err)
+{
+    *out = NULL;
+    sld_plin *p = sld_calloc(1, sizeof *p);
+    if (!p)
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory packing a linear layer");
+    p->N = N;
+    p->K = K;
+    p->prec = sld_pack_precision(prec);
+    p->w_plain = W;
+    p->b_plain = b;
+    *out = p;
+    if (sld_cpu_isa() == SLD_ISA_REF || !engine() || N < 16 || K < 16)
+        return SLD_OK;
+    if (b) {
+        p->pw.bias = sld_malloc_aligned((size_t)N * sizeof(float));
+        if (!p->pw.bias)
+            goto oom;
+        memcpy(p->pw.bias, b, (size_t)N * sizeof(float));
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_desc_t usrc, bmd, wuser;
+    dnnl_dims_t wd = {K, N};
+    if (!lin_pd(p, 1024, &pd, &usrc, &bmd)) {
+        sld_free(p->pw.bias);
+        p->pw.bias = NULL;
+        p->prec = SLD_PREC_FP32;
+        return SLD_OK;
+    }
+    p->pw.wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+    p->pw.wbuf = sld_malloc_aligned(dnnl_memory_desc_get_size(&p->pw.wmd));
+    if (!p->pw.wbuf)
+        goto oom;
+    /* W [N,K] row-major is the [K,N] weights matrix in column-major ("ba"). */
+    if (dnnl_memory_desc_init_by_tag(&wuser, 2, wd, dnnl_f32, dnnl_ba) != dnnl_success ||
+        !reorder_once(&wuser, W, &p->pw.wmd, p->pw.wbuf)) {
+        sld_free(p->pw.wbuf);
+        sld_free(p->pw.bias);
+        memset(&p->pw, 0, sizeof p->pw);
+        p->prec = SLD_PREC_FP32;
+        return SLD_OK;
+    }
+    p->packed = true;
+    p->w_plain = NULL;
+    p->b_plain = NULL;
+    return SLD_OK;
+oom:
+    sld_plin_free(p);
+    *out = NULL;
+    return sld_err(err, SLD_ERR_NOMEM, "out of memory packing a linear layer %d->%d", K, N);
+}
+
+void sld_plin_free(sld_plin *p)
+{
+    if (!p)
+        return;
+    while (p->entries) {
+        pentry *e = p->entries;
+        p->entries = e->next;
+        entry_free(e);
+    }
+    sld_free(p->pw.wbuf);
+    sld_free(p->pw.bias);
+    sld_free(p);
+}
+
+bool sld_plin_packed(const sld_plin *p) { return p->packed; }
+
+static pentry *lin_entry(sld_plin *p, int M)
+{
+    for (pentry *e = p->entries; e; e = e->next)
+        if (e->key[0] == M)
+            return e;
+    pentry *e = sld_calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->key[0] = M;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_desc_t usrc, bmd;
+    bool ok = lin_pd(p, M, &pd, &usrc, &bmd) && entry_finish(e, pd, &usrc, NULL, &p->pw, &bmd);
+    dnnl_primitive_desc_destroy(pd);
+    if (!ok) {
+        entry_free(e);
+        return NULL;
+    }
+    e->next = p->entries;
+    p->entries = e;
+    return e;
+}
+
+sld_status sld_plin_run(sld_plin *p, sld_pack_ws *ws, const float *x, float *y, int M,
+                        sld_error *err)
+{
+    if (M <= 0)
+        return SLD_OK;
+    if (!p->packed) {
+        sld_linear(x, p->w_plain, p->b_plain, y, M, p->N, p->K);
+        return SLD_OK;
+    }
+    if (!ws->stream)
+        return sld_err(err, SLD_ERR_INTERNAL, "oneDNN stream unavailable for a packed linear");
+    pentry *e = lin_entry(p, M);
+    if (!e)
+        return sld_err(err, SLD_ERR_INTERNAL, "oneDNN could not build a %d->%d linear for %d rows",
+                       p->K, p->N, M);
+    void *sb = p->prec == SLD_PREC_FP32 ? (void *)x : ws_get(ws, WS_SRC, e->src_bytes);
+    if (!sb)
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory for linear activations");
+    bool ok = dnnl_memory_set_data_handle(e->m_usrc, (void *)x) == dnnl_success &&
+              dnnl_memory_set_data_handle(e->m_src, sb) == dnnl_success &&
+              dnnl_memory_set_data_handle(e->m_dst, y) == dnnl_success;
+    dnnl_exec_arg_t a_in[2] = {{DNNL_ARG_FROM, e->m_usrc}, {DNNL_ARG_TO, e->m_src}};
+    dnnl_exec_arg_t a_mm[4] = {{DNNL_ARG_SRC, e->m_src},
+                               {DNNL_ARG_WEIGHTS, e->m_wei},
+                               {DNNL_ARG_DST, e->m_dst},
+                               {DNNL_ARG_BIAS, e->m_bias}};
+    if (p->prec == SLD_PREC_FP32) /* the matmul reads x as it is */
+        ok = ok && dnnl_memory_set_data_handle(e->m_src, (void *)x) == dnnl_success;
+    ok = ok && (p->prec == SLD_PREC_FP32 || exec(ws, e->rin, 2, a_in)) &&
+         exec(ws, e->prim, e->m_bias ? 4 : 3, a_mm) &&
+         dnnl_stream_wait(ws->stream) == dnnl_success;
+    if (!ok)
+        return sld_err(err, SLD_ERR_INTERNAL, "oneDNN failed running a %d->%d linear", p->K,
+                       p->N);
+    return SLD_OK;
+}
