@@ -191,6 +191,7 @@ int main(int argc, char **argv)
         double cs = checksum(y, nx, &fin);
         char cname[64];
         snprintf(cname, sizeof cname, "unet_sd15_64x64_b%d", B);
+        fprintf(stderr, "unet arena %.0f MiB\n", sld_unet_arena_bytes(u) / 1048576.0);
         bench_csv_line(threads, pname, cname, tv[reps / 2], 803.0 * B, cs, peak_rss_mib());
         if (!fin) {
             fprintf(stderr, "%s: non-finite output\n", cname);
@@ -236,6 +237,7 @@ vae: /* ---- VAE decode ---- */
         qsort(tv, (size_t)reps, sizeof tv[0], cmp_d);
         int fin;
         double cs = checksum(img, ni, &fin);
+        fprintf(stderr, "vae arena %.0f MiB\n", sld_vae_arena_bytes(v) / 1048576.0);
         bench_csv_line(threads, pname, "vae_decode_512", tv[reps / 2], 2515.0, cs,
                        peak_rss_mib());
         if (!fin) {

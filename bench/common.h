@@ -15,7 +15,7 @@
  * - ratio_to_baseline: baseline seconds / seconds (> 1: faster than the
  *   baseline) for the same isa, threads, precision and case in
  *   bench/baselines/<cpu>.csv, empty when there is none.
- * - rss_mib: peak resident set (getrusage) at the end of the case; for the
+ * - rss_mib: peak resident set (VmHWM) at the end of the case; for the
  *   memory-growth cases the current resident set instead.
  */
 #ifndef SLD_BENCH_COMMON_H
@@ -74,8 +74,25 @@ static inline double bench_peak_gflops(int threads)
     return (threads > 0 ? threads : 1) * 2.0 * 16.0 * 2.0 * bench_peak_ghz();
 }
 
+/* Peak resident set of this process image: VmHWM from /proc/self/status,
+ * which starts afresh at exec. getrusage's ru_maxrss is the fallback only:
+ * Linux carries it across fork and exec, so a case run as a child of a
+ * large parent would report the parent's size. */
 static inline double bench_peak_rss_mib(void)
 {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        long kib = -1;
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "VmHWM:", 6)) {
+                kib = atol(line + 6);
+                break;
+            }
+        fclose(f);
+        if (kib >= 0)
+            return kib / 1024.0;
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0; /* Linux reports KiB */

@@ -115,7 +115,7 @@ typedef struct pentry {
     struct pentry *next;
     int key[3];                    /* conv: B,H,W; linear: M,0,0 */
     dnnl_primitive_t prim;         /* conv or matmul */
-    dnnl_primitive_t rin;          /* user src -> primitive src (always present) */
+    dnnl_primitive_t rin;          /* user src -> primitive src (fp32 linears skip it) */
     dnnl_primitive_t rout, rout_sum; /* conv: primitive dst -> user dst (plain / += ) */
     dnnl_memory_t m_usrc, m_src, m_wei, m_bias, m_dst, m_udst;
     size_t src_bytes, dst_bytes;
