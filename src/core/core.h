@@ -102,5 +102,10 @@ bool sld_path_is_dir(const char *path);
 bool sld_path_exists(const char *path);
 /* Joins a and b with one '/', into a new string (caller frees). */
 char *sld_path_join(const char *a, const char *b);
+/* Finds a file shipped in the source tree's data/ folder (rel like
+ * "clip/vocab.json"): $SLD_DATA_DIR/rel, then ../data/rel and ../../data/rel
+ * next to the executable (build/sld, build/tests/x), then data/rel under the
+ * working folder. Returns a new string (caller frees) or NULL. */
+char *sld_data_find(const char *rel);
 
 #endif /* SLD_CORE_H */

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -128,4 +129,35 @@ char *sld_path_join(const char *a, const char *b)
     s[la] = '/';
     memcpy(s + la + 1, b, lb + 1);
     return s;
+}
+
+char *sld_data_find(const char *rel)
+{
+    const char *env = getenv("SLD_DATA_DIR");
+    if (env && *env) {
+        char *p = sld_path_join(env, rel);
+        if (p && sld_path_exists(p))
+            return p;
+        sld_free(p);
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = 0, strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = 0;
+        static const char *const up[] = {"../data", "../../data"};
+        for (int i = 0; i < 2; i++) {
+            char *d = sld_path_join(exe, up[i]);
+            char *p = d ? sld_path_join(d, rel) : NULL;
+            sld_free(d);
+            if (p && sld_path_exists(p))
+                return p;
+            sld_free(p);
+        }
+    }
+    char *p = sld_path_join("data", rel);
+    if (p && sld_path_exists(p))
+        return p;
+    sld_free(p);
+    return NULL;
 }

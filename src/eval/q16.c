@@ -31,36 +31,7 @@ struct sld_q16 {
 
 /* Finds data/q16/prompts_ViT-L-14.safetensors (see q16.h); returns a new
  * string or NULL. */
-static char *find_default(void)
-{
-    const char *env = getenv("SLD_DATA_DIR");
-    if (env && *env) {
-        char *p = sld_path_join(env, Q16_DEFAULT_REL);
-        if (p && sld_path_exists(p))
-            return p;
-        sld_free(p);
-    }
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            static const char *const rel[] = {"../data/" Q16_DEFAULT_REL,
-                                              "../../data/" Q16_DEFAULT_REL};
-            for (int i = 0; i < 2; i++) {
-                char *p = sld_path_join(exe, rel[i]);
-                if (p && sld_path_exists(p))
-                    return p;
-                sld_free(p);
-            }
-        }
-    }
-    if (sld_path_exists("data/" Q16_DEFAULT_REL))
-        return sld_strdup("data/" Q16_DEFAULT_REL);
-    return NULL;
-}
+static char *find_default(void) { return sld_data_find(Q16_DEFAULT_REL); }
 
 static sld_status load_prompts(sld_q16 *q, const char *path, sld_error *err)
 {

@@ -245,30 +245,13 @@ static sld_status open_folder(sld_model *m, const char *dir, sld_error *err)
 
 /* ---- single file ------------------------------------------------------------- */
 
-/* Finds the shipped CLIP vocabulary folder: $SLD_DATA_DIR/clip, then
- * ../data/clip or ../../data/clip next to the executable (build/sld,
- * build/tests/x), then data/clip under the working directory. */
+/* The shipped CLIP vocabulary folder (data/clip), or NULL. */
 static char *find_clip_data(void)
 {
-    char cand[4][4200], exe[4096], probe[4300];
-    int n = 0;
-    const char *env = getenv("SLD_DATA_DIR");
-    if (env && *env)
-        snprintf(cand[n++], sizeof cand[0], "%s/clip", env);
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char *slash = k > 0 ? (exe[k] = 0, strrchr(exe, '/')) : NULL;
-    if (slash) {
-        *slash = 0;
-        snprintf(cand[n++], sizeof cand[0], "%s/../data/clip", exe);
-        snprintf(cand[n++], sizeof cand[0], "%s/../../data/clip", exe);
-    }
-    snprintf(cand[n++], sizeof cand[0], "data/clip");
-    for (int i = 0; i < n; i++) {
-        snprintf(probe, sizeof probe, "%s/vocab.json", cand[i]);
-        if (sld_path_exists(probe))
-            return sld_strdup(cand[i]);
-    }
-    return NULL;
+    char *v = sld_data_find("clip/vocab.json");
+    if (v)
+        *strrchr(v, '/') = 0; /* the folder */
+    return v;
 }
 
 static sld_status single_tokenizer(sld_model *m, sld_error *err)

@@ -268,31 +268,16 @@ static const char TOKCFG_FMT[] =
     " \"model_max_length\": 77,\n \"pad_token\": \"%s\",\n"
     " \"tokenizer_class\": \"CLIPTokenizer\",\n \"unk_token\": \"<|endoftext|>\"\n}\n";
 
-/* The shipped CLIP vocabulary: $SLD_DATA_DIR/clip, next to the executable
- * (../data/clip, ../../data/clip), or data/clip under the working folder. */
+/* The shipped CLIP vocabulary folder (data/clip). */
 static bool find_vocab(char *out, size_t cap)
 {
-    char cand[4][4200], exe[4096], probe[4400];
-    int n = 0;
-    const char *env = getenv("SLD_DATA_DIR");
-    if (env && *env)
-        snprintf(cand[n++], sizeof cand[0], "%s/clip", env);
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char *slash = k > 0 ? (exe[k] = 0, strrchr(exe, '/')) : NULL;
-    if (slash) {
-        *slash = 0;
-        snprintf(cand[n++], sizeof cand[0], "%s/../data/clip", exe);
-        snprintf(cand[n++], sizeof cand[0], "%s/../../data/clip", exe);
-    }
-    snprintf(cand[n++], sizeof cand[0], "data/clip");
-    for (int i = 0; i < n; i++) {
-        snprintf(probe, sizeof probe, "%s/vocab.json", cand[i]);
-        if (sld_path_exists(probe)) {
-            snprintf(out, cap, "%s", cand[i]);
-            return true;
-        }
-    }
-    return false;
+    char *v = sld_data_find("clip/vocab.json");
+    if (!v)
+        return false;
+    *strrchr(v, '/') = 0;
+    snprintf(out, cap, "%s", v);
+    sld_free(v);
+    return true;
 }
 
 static sld_status copy_file(const char *src, const char *dst, sld_error *err)
