@@ -419,6 +419,8 @@ static void test_batch_and_errors(void)
     CHECK(differ);
     sld_gen_result_free(&a);
     sld_gen_result_free(&b);
+    /* the UNet's and VAE's scratch are released after use (peak memory) */
+    CHECK(sld_unet_arena_bytes(c->m->unet) == 0 && sld_vae_arena_bytes(c->m->vae) == 0);
 
     p.width = 60;
     CHECK(sld_generate(c, &p, &a, &err) == SLD_ERR_INVALID_ARG);

@@ -1203,3 +1203,10 @@ sld_status sld_unet_forward(sld_unet *u, const float *sample, int B, int h, int 
 }
 
 size_t sld_unet_arena_bytes(const sld_unet *u) { return u->s.cap; }
+
+void sld_unet_trim(sld_unet *u)
+{
+    sld_free(u->s.base);
+    memset(&u->s, 0, sizeof u->s);
+    u->plan_B = u->plan_h = u->plan_w = u->plan_ctx = 0;
+}

@@ -831,3 +831,11 @@ sld_status sld_vae_encode(sld_vae *v, const float *image, int B, int H, int W, f
 }
 
 size_t sld_vae_arena_bytes(const sld_vae *v) { return v->s.cap; }
+
+void sld_vae_trim(sld_vae *v)
+{
+    sld_free(v->s.base);
+    memset(&v->s, 0, sizeof v->s);
+    memset(v->plan_enc, 0, sizeof v->plan_enc);
+    memset(v->plan_dec, 0, sizeof v->plan_dec);
+}

@@ -55,4 +55,7 @@ sld_status sld_vae_tensors(const sld_vae_config *c, sld_tensor_list_fn fn, void 
 /* Bytes of the activation arena currently reserved. */
 size_t sld_vae_arena_bytes(const sld_vae *v);
 
+/* Frees the activation arena (the next call plans a new one). */
+void sld_vae_trim(sld_vae *v);
+
 #endif /* SLD_VAE_H */

@@ -317,6 +317,8 @@ sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out
         }
     }
     memcpy(out->latents, x, lat * sizeof(float));
+    /* peak memory: the UNet's and the VAE's activations are never resident together */
+    sld_unet_trim(m->unet);
 
     /* 4. decode one image at a time (bounded memory; images are independent) */
     {
@@ -339,6 +341,7 @@ sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out
                     px[k * 3 + ch] = (uint8_t)nearbyintf(v * 255.0f);
                 }
         }
+        sld_vae_trim(m->vae);
     }
 
     /* 5. safety checker (diffusers runs it when the folder has one) */
