@@ -304,7 +304,7 @@ static void bind_conv_g(binder *B, conv_p *c, int cin, int cout, int k, bool dow
     sld_conv2d_desc d = {.B = 1, .C_in = cin, .H = 1, .W = 1, .C_out = cout, .kh = k, .kw = k,
                          .stride = down ? 2 : 1, .pad_t = down ? 0 : p, .pad_l = down ? 0 : p,
                          .pad_b = down ? 1 : p, .pad_r = down ? 1 : p};
-    if ((B->st = sld_pconv_new(&c->pc, &d, c->w, c->b, B->prec, B->err)))
+    if ((B->st = sld_pconv_new_ex(&c->pc, &d, c->w, c->b, B->prec, true, B->err)))
         return;
     if (sld_pconv_packed(c->pc)) {
         char n[256];
@@ -539,37 +539,68 @@ sld_status sld_vae_tensors(const sld_vae_config *c, sld_tensor_list_fn fn, void 
 /* Forward                                                               */
 /* ===================================================================== */
 
-/* y = conv(x) [+ residual] through the packed weights; a failure is kept
- * in the owner's run_st and skips every later conv. */
-static void conv(scratch *s, const conv_p *c, const float *x, float *y, int B, int H, int W,
-                 const float *residual)
+/* y = conv(x) [+ residual] through the packed weights; sb/db (capacities
+ * sbn/dbn bytes, aliasing as sld_pconv_run_buf allows) hold the oneDNN-layout
+ * copies when large enough. A failure is kept in the owner's run_st and
+ * skips every later conv. */
+static void conv_b(scratch *s, const conv_p *c, const float *x, float *y, int B, int H, int W,
+                   const float *residual, void *sb, size_t sbn, void *db, size_t dbn)
 {
     struct sld_vae *v = s->vae;
     if (!v->run_st)
-        v->run_st = sld_pconv_run(c->pc, v->ws, x, y, B, H, W, residual, v->run_err);
+        v->run_st = sld_pconv_run_buf(c->pc, v->ws, x, y, B, H, W, residual, sb, sbn, db, dbn,
+                                      v->run_err);
 }
 
-/* ResnetBlock2D without time embedding: x [B,cin,H,W] -> out [B,cout,H,W]. */
-static void resnet_fwd(scratch *s, int G, const resnet_p *r, const float *x, float *out, int B,
-                       int H, int W)
+static void conv(scratch *s, const conv_p *c, const float *x, float *y, int B, int H, int W,
+                 const float *residual)
+{
+    conv_b(s, c, x, y, B, H, W, residual, NULL, 0, NULL, 0);
+}
+
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+
+/* ResnetBlock2D without time embedding on x [B,cin,H,W] (capacity xcap
+ * bytes; clobbered), with out (capacity ocap) as the second buffer. Returns
+ * true when the result [B,cout,H,W] ends in x, false when in out.
+ *
+ * Memory: besides x and out, one temporary T (the GroupNorm output) and
+ * nothing else at full resolution; each conv's oneDNN-layout copies go to
+ * whichever of x, out, T is dead at that moment:
+ *   with shortcut:    T = gn1(x); out = sc(x) [src in out, dst in x];
+ *                     x = c1(T) [src in x, dst in T]; gn2 on x;
+ *                     out += c2(x) [src in T, dst in x]          -> out
+ *   without:          T = gn1(x); out = c1(T) [src in out, dst in T];
+ *                     gn2 on out; x += c2(out) [src in T, dst in out] -> x
+ * (a + b is the same float as b + a, so the sums match the plain order.) */
+static bool resnet_fwd(scratch *s, int G, const resnet_p *r, float *x, size_t xcap, float *out,
+                       size_t ocap, int B, int H, int W)
 {
     const size_t HW = (size_t)H * W;
+    const bool has_sc = r->sc.k != 0;
     size_t mark = s->used;
-    float *t1 = scr_alloc(s, (size_t)B * r->cin * HW);
-    float *t2 = scr_alloc(s, (size_t)B * r->cout * HW);
+    size_t s1 = 0, d1 = 0, s2 = 0, d2 = 0, ss = 0, ds = 0;
+    sld_pconv_scratch(r->c1.pc, B, H, W, &s1, &d1);
+    sld_pconv_scratch(r->c2.pc, B, H, W, &s2, &d2);
+    if (has_sc)
+        sld_pconv_scratch(r->sc.pc, B, H, W, &ss, &ds);
+    size_t tb = zmax((size_t)B * r->cin * HW * sizeof(float), zmax(d1, s2));
+    float *t = scr_alloc(s, (tb + sizeof(float) - 1) / sizeof(float));
     if (LIVE(s)) {
-        sld_group_norm(x, t1, B, r->cin, (int)HW, G, VAE_EPS, r->n1.g, r->n1.b, true);
-        conv(s, &r->c1, t1, t2, B, H, W, NULL);
-        sld_group_norm(t2, t2, B, r->cout, (int)HW, G, VAE_EPS, r->n2.g, r->n2.b, true);
-        /* out = shortcut(x) + conv2(t2), the shortcut written first. */
-        if (r->sc.k) {
-            conv(s, &r->sc, x, out, B, H, W, NULL);
-            conv(s, &r->c2, t2, out, B, H, W, out);
+        sld_group_norm(x, t, B, r->cin, (int)HW, G, VAE_EPS, r->n1.g, r->n1.b, true);
+        if (has_sc) {
+            conv_b(s, &r->sc, x, out, B, H, W, NULL, out, ocap, x, xcap);
+            conv_b(s, &r->c1, t, x, B, H, W, NULL, x, xcap, t, tb);
+            sld_group_norm(x, x, B, r->cout, (int)HW, G, VAE_EPS, r->n2.g, r->n2.b, true);
+            conv_b(s, &r->c2, x, out, B, H, W, out, t, tb, x, xcap);
         } else {
-            conv(s, &r->c2, t2, out, B, H, W, x);
+            conv_b(s, &r->c1, t, out, B, H, W, NULL, out, ocap, t, tb);
+            sld_group_norm(out, out, B, r->cout, (int)HW, G, VAE_EPS, r->n2.g, r->n2.b, true);
+            conv_b(s, &r->c2, out, x, B, H, W, x, t, tb, out, ocap);
         }
     }
     s->used = mark;
+    return !has_sc;
 }
 
 /* Single-head spatial self-attention with residual, in place on x. */
@@ -627,6 +658,7 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
             prev = co;
         }
     }
+    const size_t cap = (size_t)B * amax * sizeof(float);
     float *pa = scr_alloc(s, (size_t)B * amax), *pb = scr_alloc(s, (size_t)B * amax);
     float *zq = scr_alloc(s, (size_t)B * L * h * w);
     int H = h, W = w;
@@ -636,26 +668,32 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
         conv(s, &v->d_in, zq, pa, B, H, W, NULL);
         tap(v, s, "decoder.conv_in", pa, B, top, H, W);
     }
-    resnet_fwd(s, G, &v->d_mid.r0, pa, pb, B, H, W);
-    attn_fwd(s, G, &v->d_mid.a, pb, B, H, W);
-    resnet_fwd(s, G, &v->d_mid.r1, pb, pa, B, H, W);
-    tap(v, s, "decoder.mid_block", pa, B, top, H, W);
-    float *cur = pa, *spare = pb;
+    float *cur = pa, *spare = pb, *t;
+#define RESNET(r)                                                                              \
+    do {                                                                                       \
+        if (!resnet_fwd(s, G, (r), cur, cap, spare, cap, B, H, W)) {                           \
+            t = cur;                                                                           \
+            cur = spare;                                                                       \
+            spare = t;                                                                         \
+        }                                                                                      \
+    } while (0)
+    RESNET(&v->d_mid.r0);
+    attn_fwd(s, G, &v->d_mid.a, cur, B, H, W);
+    RESNET(&v->d_mid.r1);
+    tap(v, s, "decoder.mid_block", cur, B, top, H, W);
     int C = top;
     char name[64];
     for (int i = 0; i < n; i++) {
         const block_p *b = &v->up[i];
-        for (int j = 0; j < b->n_res; j++) {
-            resnet_fwd(s, G, &b->res[j], cur, spare, B, H, W);
-            float *t = cur;
-            cur = spare;
-            spare = t;
-        }
+        for (int j = 0; j < b->n_res; j++)
+            RESNET(&b->res[j]);
         C = b->cout;
         if (b->sample.k) {
+            /* the upsampled input's copy goes over cur (read already), the
+             * output's over the upsampled input (read by then) */
             if (LIVE(s)) {
                 sld_upsample_nearest(cur, spare, B, C, H, W, 2 * H, 2 * W);
-                conv(s, &b->sample, spare, cur, B, 2 * H, 2 * W, NULL);
+                conv_b(s, &b->sample, spare, cur, B, 2 * H, 2 * W, NULL, cur, cap, spare, cap);
             }
             H *= 2;
             W *= 2;
@@ -665,7 +703,7 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
     }
     if (LIVE(s)) {
         sld_group_norm(cur, spare, B, C, H * W, G, VAE_EPS, v->d_norm.g, v->d_norm.b, true);
-        conv(s, &v->d_out, spare, img, B, H, W, NULL);
+        conv_b(s, &v->d_out, spare, img, B, H, W, NULL, cur, cap, spare, cap);
     }
 }
 
@@ -691,20 +729,17 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
             prev = co;
         }
     }
+    const size_t cap = (size_t)B * amax * sizeof(float);
     float *pa = scr_alloc(s, (size_t)B * amax), *pb = scr_alloc(s, (size_t)B * amax);
     int H = H0, W = W0;
     if (LIVE(s))
-        conv(s, &v->e_in, x, pa, B, H, W, NULL);
-    float *cur = pa, *spare = pb;
+        conv_b(s, &v->e_in, x, pa, B, H, W, NULL, pa, cap, pb, cap);
+    float *cur = pa, *spare = pb, *t;
     int C = c->block_out_channels[0];
     for (int i = 0; i < n; i++) {
         const block_p *b = &v->down[i];
-        for (int j = 0; j < b->n_res; j++) {
-            resnet_fwd(s, G, &b->res[j], cur, spare, B, H, W);
-            float *t = cur;
-            cur = spare;
-            spare = t;
-        }
+        for (int j = 0; j < b->n_res; j++)
+            RESNET(&b->res[j]);
         C = b->cout;
         if (b->sample.k) {
             /* diffusers Downsample2D(padding=0): pad right/bottom by one, then
@@ -714,17 +749,18 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
             int Ho, Wo;
             sld_conv2d_out_hw(&d, &Ho, &Wo);
             if (LIVE(s))
-                conv(s, &b->sample, cur, spare, B, H, W, NULL);
-            float *t = cur;
+                conv_b(s, &b->sample, cur, spare, B, H, W, NULL, spare, cap, cur, cap);
+            t = cur;
             cur = spare;
             spare = t;
             H = Ho;
             W = Wo;
         }
     }
-    resnet_fwd(s, G, &v->e_mid.r0, cur, spare, B, H, W);
-    attn_fwd(s, G, &v->e_mid.a, spare, B, H, W);
-    resnet_fwd(s, G, &v->e_mid.r1, spare, cur, B, H, W);
+    RESNET(&v->e_mid.r0);
+    attn_fwd(s, G, &v->e_mid.a, cur, B, H, W);
+    RESNET(&v->e_mid.r1);
+#undef RESNET
     float *t2 = scr_alloc(s, (size_t)B * 2 * L * H * W);
     float *m = scr_alloc(s, (size_t)B * 2 * L * H * W);
     if (LIVE(s)) {
@@ -834,6 +870,7 @@ size_t sld_vae_arena_bytes(const sld_vae *v) { return v->s.cap; }
 
 void sld_vae_trim(sld_vae *v)
 {
+    sld_pack_ws_trim(v->ws);
     sld_free(v->s.base);
     memset(&v->s, 0, sizeof v->s);
     memset(v->plan_enc, 0, sizeof v->plan_enc);

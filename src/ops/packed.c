@@ -79,6 +79,15 @@ size_t sld_pack_ws_bytes(const sld_pack_ws *ws)
     return n;
 }
 
+void sld_pack_ws_trim(sld_pack_ws *ws)
+{
+    for (int i = 0; ws && i < WS_N; i++) {
+        sld_free(ws->buf[i]);
+        ws->buf[i] = NULL;
+        ws->cap[i] = 0;
+    }
+}
+
 /* Buffer i of at least n bytes (contents not kept on growth); NULL on OOM. */
 static void *ws_get(sld_pack_ws *ws, int i, size_t n)
 {
@@ -274,6 +283,13 @@ static bool conv_pd(const sld_pconv *p, int B, int H, int W, dnnl_primitive_desc
 sld_status sld_pconv_new(sld_pconv **out, const sld_conv2d_desc *d, const float *w,
                          const float *bias, sld_precision prec, sld_error *err)
 {
+    return sld_pconv_new_ex(out, d, w, bias, prec, false, err);
+}
+
+sld_status sld_pconv_new_ex(sld_pconv **out, const sld_conv2d_desc *d, const float *w,
+                            const float *bias, sld_precision prec, bool pack_thin,
+                            sld_error *err)
+{
     *out = NULL;
     sld_pconv *p = sld_calloc(1, sizeof *p);
     if (!p)
@@ -283,11 +299,18 @@ sld_status sld_pconv_new(sld_pconv **out, const sld_conv2d_desc *d, const float 
     p->w_plain = w;
     p->b_plain = bias;
     *out = p;
-    /* Tiny channel counts (conv_in / conv_out) gain nothing from blocking. */
-    if (sld_cpu_isa() == SLD_ISA_REF || !engine() || d->C_in < 16 || d->C_out < 16) {
+    /* Thin convs (conv_in / conv_out) gain nothing from blocking and stay
+     * float32. With pack_thin a k x k one (k > 1) is still packed: the same
+     * oneDNN primitive sld_conv2d would use, but with its copies in the
+     * caller's memory (sld_pconv_run_buf) instead of the process-wide conv
+     * cache, which keeps them for good (128 MiB for a VAE conv_out at 512^2).
+     * Thin 1x1 convs stay plain: sld_conv2d runs them as a GEMM. */
+    bool thin = d->C_in < 16 || d->C_out < 16;
+    if (thin)
         p->prec = SLD_PREC_FP32;
+    if (sld_cpu_isa() == SLD_ISA_REF || !engine() ||
+        (thin && (!pack_thin || d->kh * d->kw == 1)))
         return SLD_OK;
-    }
     size_t nb = (size_t)d->C_out * sizeof(float);
     if (bias) {
         p->pw.bias = sld_malloc_aligned(nb);
@@ -381,12 +404,19 @@ static sld_status plain_conv(sld_pconv *p, sld_pack_ws *ws, const float *x, floa
     int Ho, Wo;
     sld_conv2d_out_hw(&d, &Ho, &Wo);
     size_t n = (size_t)B * d.C_out * Ho * Wo;
-    if (residual == y) {
+    /* sld_conv2d cannot write over what it reads: go through a temporary */
+    if (residual == y || x == y) {
         float *t = ws_get(ws, WS_TMP, n * sizeof(float));
         if (!t)
             return sld_err(err, SLD_ERR_NOMEM, "out of memory for a convolution");
         sld_conv2d(&d, x, p->w_plain, p->b_plain, t);
-        sld_add(y, t, n);
+        if (residual == y) {
+            sld_add(y, t, n);
+        } else {
+            memcpy(y, t, n * sizeof(float));
+            if (residual)
+                sld_add(y, residual, n);
+        }
         return SLD_OK;
     }
     sld_conv2d(&d, x, p->w_plain, p->b_plain, y);
@@ -400,8 +430,19 @@ static bool exec(sld_pack_ws *ws, dnnl_primitive_t prim, int n, const dnnl_exec_
     return dnnl_primitive_execute(prim, ws->stream, n, a) == dnnl_success;
 }
 
-sld_status sld_pconv_run(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y, int B, int H,
-                         int W, const float *residual, sld_error *err)
+void sld_pconv_scratch(sld_pconv *p, int B, int H, int W, size_t *src_bytes, size_t *dst_bytes)
+{
+    *src_bytes = *dst_bytes = 0;
+    pentry *e = p->packed ? conv_entry(p, B, H, W) : NULL;
+    if (e) {
+        *src_bytes = e->src_bytes;
+        *dst_bytes = e->dst_bytes;
+    }
+}
+
+sld_status sld_pconv_run_buf(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y, int B,
+                             int H, int W, const float *residual, void *sbuf, size_t sbytes,
+                             void *dbuf, size_t dbytes, sld_error *err)
 {
     if (!p->packed)
         return plain_conv(p, ws, x, y, B, H, W, residual, err);
@@ -412,7 +453,8 @@ sld_status sld_pconv_run(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y
         return sld_err(err, SLD_ERR_INTERNAL,
                        "oneDNN could not build a %dx%d convolution %d->%d at %dx%dx%d",
                        p->d.kh, p->d.kw, p->d.C_in, p->d.C_out, B, H, W);
-    void *sb = ws_get(ws, WS_SRC, e->src_bytes), *db = ws_get(ws, WS_DST, e->dst_bytes);
+    void *sb = sbuf && sbytes >= e->src_bytes ? sbuf : ws_get(ws, WS_SRC, e->src_bytes);
+    void *db = dbuf && dbytes >= e->dst_bytes ? dbuf : ws_get(ws, WS_DST, e->dst_bytes);
     if (!sb || !db)
         return sld_err(err, SLD_ERR_NOMEM, "out of memory for convolution activations");
     bool sum = residual == y;
@@ -426,6 +468,7 @@ sld_status sld_pconv_run(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y
                                {DNNL_ARG_DST, e->m_dst},
                                {DNNL_ARG_BIAS, e->m_bias}};
     dnnl_exec_arg_t a_out[2] = {{DNNL_ARG_FROM, e->m_dst}, {DNNL_ARG_TO, e->m_udst}};
+    /* The stream is in-order: each step sees the previous one's writes. */
     ok = ok && exec(ws, e->rin, 2, a_in) && exec(ws, e->prim, e->m_bias ? 4 : 3, a_cv) &&
          exec(ws, sum ? e->rout_sum : e->rout, 2, a_out) &&
          dnnl_stream_wait(ws->stream) == dnnl_success;
@@ -441,6 +484,12 @@ sld_status sld_pconv_run(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y
         sld_add(y, residual, (size_t)B * d.C_out * Ho * Wo);
     }
     return SLD_OK;
+}
+
+sld_status sld_pconv_run(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y, int B, int H,
+                         int W, const float *residual, sld_error *err)
+{
+    return sld_pconv_run_buf(p, ws, x, y, B, H, W, residual, NULL, 0, NULL, 0, err);
 }
 
 /* ---- linear ---------------------------------------------------------------------- */

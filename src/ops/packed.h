@@ -9,10 +9,12 @@
  * object still reads the caller's pointer). Activations stay float32 NCHW
  * (convs) or row-major [M,K] (linears) at the interface; conversions to the
  * blocked / bf16 layouts happen inside, in a workspace shared by all layers
- * of one network (sld_pack_ws), which only grows.
+ * of one network (sld_pack_ws), which only grows until sld_pack_ws_trim, or
+ * in memory the caller plans for them (sld_pconv_run_buf).
  *
- * Plain (unpacked) mode: with SLD_ISA=ref, for channel counts below 16, or
- * when oneDNN cannot build a primitive at load, the object just keeps the
+ * Plain (unpacked) mode: with SLD_ISA=ref, for channel counts below 16
+ * (unless sld_pconv_new_ex asks to pack those), or when oneDNN cannot build a
+ * primitive at load, the object just keeps the
  * caller's pointer and runs sld_conv2d / sld_linear, so results follow ops.h
  * exactly.
  *
@@ -41,6 +43,9 @@ sld_pack_ws *sld_pack_ws_new(void);
 void sld_pack_ws_free(sld_pack_ws *ws);
 /* Bytes currently held by the workspace buffers. */
 size_t sld_pack_ws_bytes(const sld_pack_ws *ws);
+/* Frees the workspace buffers (they grow again on the next run that needs
+ * them); the stream and every packed object stay usable. */
+void sld_pack_ws_trim(sld_pack_ws *ws);
 
 /* Resolves SLD_PREC_AUTO (bf16 only where AMX exists) and downgrades bf16 to
  * fp32 when the CPU has no native bf16 dot product or SLD_ISA=ref. */
@@ -52,6 +57,12 @@ sld_precision sld_pack_precision(sld_precision requested);
  * keeps pointing at w and bias, which must then outlive it. */
 sld_status sld_pconv_new(sld_pconv **out, const sld_conv2d_desc *d, const float *w,
                          const float *bias, sld_precision prec, sld_error *err);
+/* Same, and with pack_thin a k x k conv (k > 1) with fewer than 16 input or
+ * output channels is packed too, always in float32 (same results as plain
+ * mode's sld_conv2d, without its process-wide cached buffers). */
+sld_status sld_pconv_new_ex(sld_pconv **out, const sld_conv2d_desc *d, const float *w,
+                            const float *bias, sld_precision prec, bool pack_thin,
+                            sld_error *err);
 void sld_pconv_free(sld_pconv *p);
 bool sld_pconv_packed(const sld_pconv *p);
 /* y [B,C_out,Ho,Wo] = conv(x [B,C_in,H,W]) + bias, float32 NCHW. When
@@ -59,6 +70,23 @@ bool sld_pconv_packed(const sld_pconv *p);
  * y). Errors only on out of memory or an unusable oneDNN. */
 sld_status sld_pconv_run(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y, int B, int H,
                          int W, const float *residual, sld_error *err);
+
+/* Bytes of the oneDNN-layout copies of the input (*src_bytes) and output
+ * (*dst_bytes) one run at B,H,W goes through; both 0 in plain mode or when
+ * no primitive can be built (the run then reports the error). Builds the
+ * per-shape primitive when it does not exist yet. */
+void sld_pconv_scratch(sld_pconv *p, int B, int H, int W, size_t *src_bytes, size_t *dst_bytes);
+/* sld_pconv_run with caller memory for those copies, so that a network can
+ * plan them in its own arena instead of the workspace: sbuf (sbytes) holds
+ * the input copy, dbuf (dbytes) the output copy; either one NULL or smaller
+ * than sld_pconv_scratch says falls back to the workspace. Both 64-byte
+ * aligned, not overlapping each other nor residual. The run reads x
+ * completely before it writes dbuf, and writes y only after its last read of
+ * sbuf, so sbuf may be y's memory (when residual is NULL) and dbuf x's
+ * memory (when y is not x). y may be x in every mode. */
+sld_status sld_pconv_run_buf(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y, int B,
+                             int H, int W, const float *residual, void *sbuf, size_t sbytes,
+                             void *dbuf, size_t dbytes, sld_error *err);
 
 /* Linear weights W [N,K] and bias [N] (may be NULL): y[M,N] = x[M,K] W^T + b.
  * Same ownership rule as sld_pconv_new. */
