@@ -51,6 +51,7 @@ $(BUILD)/bench/%: bench/%.c bench/common.h $(BUILD)/libsld.a
 
 # Every test program prints "N passed, N failed"; tests/run.sh adds them up.
 test: all $(TEST_BIN)
+	@$(CXX) -std=c++11 -Wall -Wextra -Werror -fsyntax-only -x c++ include/sld.h  # usable from C++
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 
 # Sanitizer build in its own folder.

@@ -211,7 +211,10 @@ void sld_gen_result_free(sld_gen_result *r);
 sld_status sld_png_write(const char *path, const uint8_t *rgb, int width, int height,
                          const char *parameters, sld_error *err);
 
-/* The A1111-style "parameters" text for image idx of a result; caller frees. */
+/* The A1111-style "parameters" text of a generation ("prompt\nNegative prompt:
+ * ...\nSteps: 50, Sampler: PLMS, CFG scale: 7.5, Seed: 42, Size: 512x512, Model:
+ * ..., SLD: on, SLD guidance scale: ..."), with the given seed; m may be NULL.
+ * Returns a new string (free with free()) or NULL when out of memory. */
 char *sld_gen_params_text(const sld_gen_params *p, const sld_model *m, uint64_t seed);
 
 /* Writes float32 tensors to a .safetensors file atomically: names[i] with
