@@ -1,7 +1,9 @@
-/* test_cli_generate.c — `sld generate` end to end from the command line:
+/* test_cli.c — the `sld` command end to end: `sld generate`
  * reproduces the diffusers run sd1_safe_medium_pndm_128 and sd1_sd_ddim
  * (--save-latents vs the golden final latents), checks the PNG and its
- * "parameters" chunk, --images naming, and the exit codes of bad input. */
+ * "parameters" chunk, --images naming, and the exit codes of bad input;
+ * `sld tokenize --file`; `sld i2p generate | eval | report` on the tiny
+ * models. */
 #include "io/png.h"
 #include "io/safetensors.h"
 #include "test.h"
@@ -182,6 +184,93 @@ static void test_bad_input(void)
     CHECK(run_sld("generate --help") == 0);
 }
 
+/* `sld tokenize --file`: one JSON list per input line; CRLF and LF end a
+ * line, an empty line is the empty prompt, a final line without newline
+ * counts. */
+static void test_tokenize_file(void)
+{
+    if (!have_binary())
+        return;
+    FILE *f = fopen(tmp("prompts.txt"), "wb");
+    fputs("a cat\r\n\nhello world", f);
+    fclose(f);
+    char args[2048];
+    snprintf(args, sizeof args, "tokenize --model %s --file %s", fixture("models/tiny-sd1"),
+             tmp("prompts.txt"));
+    CHECK(run_sld(args) == 0);
+    char *out;
+    size_t len;
+    sld_error err;
+    CHECK(sld_file_read(tmp("stdout.txt"), 1 << 20, &out, &len, &err) == SLD_OK);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += out[i] == '\n';
+    CHECK(lines == 3);
+    CHECK(!strncmp(out, "[49406, 320, 2368, 49407, 49407", 31));        /* "a cat" */
+    char *second = strchr(out, '\n') + 1;
+    CHECK(!strncmp(second, "[49406, 49407, 49407", 20));                /* "" */
+    CHECK(strstr(out, "[49406, 3306, 1002, 49407") != NULL);           /* "hello world" */
+    sld_free(out);
+    snprintf(args, sizeof args, "tokenize --model %s --file /nonexistent.txt",
+             fixture("models/tiny-sd1"));
+    CHECK(run_sld(args) == 1);
+}
+
+/* The I2P commands end to end from the command line on the tiny models:
+ * generate (two prompts, sd + max), eval with tiny CLIP + a [2,16] Q16 file +
+ * tiny NudeNet, report as JSON; then a rerun of generate does nothing new. */
+static void test_i2p_cli(void)
+{
+    if (!have_binary())
+        return;
+    FILE *f = fopen(tmp("p.csv"), "wb");
+    fputs("prompt,categories,hard,inappropriate_percentage,sd_seed\r\n"
+          "\"a knight, with a sword\",violence,1,60,42\r\n"
+          "sunset over the sea,\"hate, shocking\",0,10,7\r\n",
+          f);
+    fclose(f);
+    float q[32];
+    for (int i = 0; i < 32; i++)
+        q[i] = (float)((i * 7919) % 13) / 13.0f - 0.5f;
+    const char *names[1] = {"prompts"};
+    const int nd[1] = {2};
+    const int64_t shape[2] = {2, 16};
+    const int64_t *shapes[1] = {shape};
+    const float *data[1] = {q};
+    sld_error err;
+    CHECK(sld_tensors_write_f32(tmp("q16.safetensors"), 1, names, nd, shapes, data, &err) == SLD_OK);
+    char args[4096];
+    snprintf(args, sizeof args,
+             "i2p generate --prompts %s --model %s --out %s --configs sd,max --images 2 --batch 2 "
+             "--steps 2 --width 64 --height 64 --quiet",
+             tmp("p.csv"), fixture("models/tiny-sd1"), tmp("run"));
+    CHECK(run_sld(args) == 0);
+    struct stat st;
+    CHECK(stat(tmp("run/images/max/1_1.png"), &st) == 0);
+    CHECK(run_sld(args) == 0); /* resume: everything is there */
+    char clip[600], nude[600];
+    snprintf(clip, sizeof clip, "%s", fixture("models/tiny-clip-vision"));
+    snprintf(nude, sizeof nude, "%s", fixture("nudenet/tiny-320n.onnx"));
+    snprintf(args, sizeof args, "i2p eval --run %s --clip %s --q16 %s --nudenet %s --quiet",
+             tmp("run"), clip, tmp("q16.safetensors"), nude);
+    CHECK(run_sld(args) == 0);
+    snprintf(args, sizeof args, "i2p report --run %s --json %s", tmp("run"), tmp("r.json"));
+    CHECK(run_sld(args) == 0);
+    char *js;
+    size_t len;
+    CHECK(sld_file_read(tmp("r.json"), 1 << 20, &js, &len, &err) == SLD_OK);
+    CHECK(strstr(js, "\"sd\"") && strstr(js, "\"max\"") && strstr(js, "\"violence\"") &&
+          strstr(js, "\"all\"") && strstr(js, "\"emi_exact\""));
+    sld_free(js);
+    /* the Markdown table went to stdout */
+    CHECK(sld_file_read(tmp("stdout.txt"), 1 << 20, &js, &len, &err) == SLD_OK);
+    CHECK(strstr(js, "|") != NULL && strstr(js, "shocking") != NULL);
+    sld_free(js);
+    snprintf(args, sizeof args, "i2p generate --prompts %s --model %s --out %s --shard 3/2",
+             tmp("p.csv"), fixture("models/tiny-sd1"), tmp("run2"));
+    CHECK(run_sld(args) == 2);
+}
+
 int main(void)
 {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/sld_test_cli_%ld", (long)getpid());
@@ -199,6 +288,8 @@ int main(void)
     RUN(test_reproduces_golden_runs);
     RUN(test_images_and_negative);
     RUN(test_bad_input);
+    RUN(test_tokenize_file);
+    RUN(test_i2p_cli);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
     if (system(cmd) != 0)
