@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -96,8 +97,22 @@ double sld_time_now(void); /* monotonic seconds */
  * sld_free). Refuses files above max_bytes. */
 sld_status sld_file_read(const char *path, size_t max_bytes, char **out, size_t *len,
                          sld_error *err);
-/* Writes data to path atomically: path.tmp.<pid>, fsync, rename. */
+/* Writes data to path atomically: path.tmp.<pid>, fsync, rename, fsync of
+ * the folder. A failure (full disk, ...) leaves no partial file. */
 sld_status sld_file_write_atomic(const char *path, const void *data, size_t len, sld_error *err);
+
+/* The same mechanism for writers that stream (libpng): open a temp file
+ * beside path, write to a->f, then commit. commit takes the writer's status:
+ * on success it flushes, fsyncs, renames into place and fsyncs the folder;
+ * on failure (or when any step fails) it removes the temp file. Either way
+ * a->f is closed and the returned status is final. */
+typedef struct {
+    FILE *f;
+    const char *path;
+    char tmp[4096];
+} sld_atomic_file;
+sld_status sld_atomic_open(sld_atomic_file *a, const char *path, sld_error *err);
+sld_status sld_atomic_commit(sld_atomic_file *a, sld_status st, sld_error *err);
 bool sld_path_is_dir(const char *path);
 bool sld_path_exists(const char *path);
 /* Joins a and b with one '/', into a new string (caller frees). */

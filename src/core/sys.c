@@ -66,43 +66,83 @@ sld_status sld_file_read(const char *path, size_t max_bytes, char **out, size_t 
     return SLD_OK;
 }
 
-sld_status sld_file_write_atomic(const char *path, const void *data, size_t len, sld_error *err)
+sld_status sld_atomic_open(sld_atomic_file *a, const char *path, sld_error *err)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    a->f = NULL;
+    a->path = path;
+    if (!path || !*path)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "cannot write a file with an empty path");
+    if (snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof a->tmp)
         return sld_err(err, SLD_ERR_INVALID_ARG, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return sld_err(err, SLD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return sld_err(err, SLD_ERR_IO, "%s: write failed: %s", path, strerror(e));
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    int rs = fsync(fd), e = errno;
-    int rc = close(fd);
-    if (rs != 0 || rc != 0) {
-        if (rs == 0)
-            e = errno;
-        unlink(tmp);
-        return sld_err(err, SLD_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        unlink(tmp);
-        return sld_err(err, SLD_ERR_IO, "%s: cannot rename into place: %s", path, strerror(e));
+        return sld_err(err, SLD_ERR_IO, "%s: cannot create: %s", a->tmp, strerror(errno));
+    a->f = fdopen(fd, "wb");
+    if (!a->f) {
+        int e = errno;
+        close(fd);
+        unlink(a->tmp);
+        return sld_err(err, SLD_ERR_IO, "%s: cannot open: %s", a->tmp, strerror(e));
     }
     return SLD_OK;
+}
+
+/* fsync of the folder makes the rename itself durable. Failure is not fatal:
+ * some file systems do not support it. */
+static void sync_parent_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        strcpy(dir, ".");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n == 0)
+            n = 1;
+        if (n >= sizeof dir)
+            return;
+        memcpy(dir, path, n);
+        dir[n] = 0;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+sld_status sld_atomic_commit(sld_atomic_file *a, sld_status st, sld_error *err)
+{
+    if (!a->f)
+        return st ? st : sld_err(err, SLD_ERR_INTERNAL, "%s: file was not opened", a->path);
+    /* buffered bytes may only fail here (e.g. ENOSPC on the final flush) */
+    if (st == SLD_OK && (fflush(a->f) != 0 || ferror(a->f)))
+        st = sld_err(err, SLD_ERR_IO, "%s: write failed: %s", a->path, strerror(errno));
+    if (st == SLD_OK && fsync(fileno(a->f)) != 0)
+        st = sld_err(err, SLD_ERR_IO, "%s: fsync failed: %s", a->path, strerror(errno));
+    if (fclose(a->f) != 0 && st == SLD_OK)
+        st = sld_err(err, SLD_ERR_IO, "%s: write failed: %s", a->path, strerror(errno));
+    a->f = NULL;
+    if (st == SLD_OK && rename(a->tmp, a->path) != 0)
+        st = sld_err(err, SLD_ERR_IO, "%s: cannot rename into place: %s", a->path,
+                     strerror(errno));
+    if (st) {
+        unlink(a->tmp);
+        return st;
+    }
+    sync_parent_dir(a->path);
+    return SLD_OK;
+}
+
+sld_status sld_file_write_atomic(const char *path, const void *data, size_t len, sld_error *err)
+{
+    sld_atomic_file a;
+    sld_status st = sld_atomic_open(&a, path, err);
+    if (st)
+        return st;
+    if (len && fwrite(data, 1, len, a.f) != len)
+        st = sld_err(err, SLD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return sld_atomic_commit(&a, st, err);
 }
 
 bool sld_path_is_dir(const char *path)

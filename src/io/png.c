@@ -10,12 +10,10 @@
 #include "io/png.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <png.h>
 #include <setjmp.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 typedef struct {
     char msg[200];
@@ -127,30 +125,6 @@ sld_status sld_png_write_stream(FILE *f, const char *name, const uint8_t *rgb, i
     return SLD_OK;
 }
 
-/* fsync of the folder makes the rename itself durable. Failure is not fatal:
- * some file systems do not support it. */
-static void sync_parent_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        strcpy(dir, ".");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n == 0)
-            n = 1;
-        if (n >= sizeof dir)
-            return;
-        memcpy(dir, path, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 sld_status sld_png_write_text(const char *path, const uint8_t *rgb, int width, int height,
                               const sld_png_text *text, int n_text, sld_error *err)
 {
@@ -159,35 +133,11 @@ sld_status sld_png_write_text(const char *path, const uint8_t *rgb, int width, i
     sld_status st = check_args(path, rgb, width, height, text, n_text, err);
     if (st)
         return st;
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return sld_err(err, SLD_ERR_INVALID_ARG, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return sld_err(err, SLD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        return sld_err(err, SLD_ERR_IO, "%s: cannot open: %s", tmp, strerror(e));
-    }
-    st = sld_png_write_stream(f, path, rgb, width, height, text, n_text, err);
-    if (st == SLD_OK && fsync(fileno(f)) != 0)
-        st = sld_err(err, SLD_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
-    if (fclose(f) != 0 && st == SLD_OK)
-        st = sld_err(err, SLD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (st) {
-        unlink(tmp);
+    sld_atomic_file a;
+    if ((st = sld_atomic_open(&a, path, err)))
         return st;
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return sld_err(err, SLD_ERR_IO, "%s: cannot rename into place: %s", path, strerror(e));
-    }
-    sync_parent_dir(path);
-    return SLD_OK;
+    st = sld_png_write_stream(a.f, path, rgb, width, height, text, n_text, err);
+    return sld_atomic_commit(&a, st, err);
 }
 
 sld_status sld_png_write(const char *path, const uint8_t *rgb, int width, int height,
