@@ -212,9 +212,17 @@ static void test_arena(void)
     size_t m = sld_arena_mark(&a);
     CHECK(sld_arena_alloc(&a, 900) != NULL);
     CHECK(sld_arena_alloc(&a, 100) == NULL);
+    CHECK(a.overflow);
     sld_arena_reset(&a, m);
     CHECK(sld_arena_alloc(&a, 100) != NULL);
     sld_arena_free(&a);
+    /* planning mode counts 64-byte-rounded bytes into peak, returns NULL */
+    sld_arena pl = {.plan = true};
+    CHECK(sld_arena_floats(&pl, 10) == NULL && sld_arena_alloc(&pl, 65) == NULL);
+    size_t pm = sld_arena_mark(&pl);
+    CHECK(sld_arena_alloc(&pl, 1) == NULL);
+    sld_arena_reset(&pl, pm);
+    CHECK(pl.peak == 64 + 128 + 64 && pl.used == 192 && !pl.overflow);
 }
 
 int main(void)

@@ -54,19 +54,28 @@ void sld_log(sld_log_level level, const char *fmt, ...) __attribute__((format(pr
 /* ---- arena ------------------------------------------------------------ */
 
 /* One 64-byte-aligned block carved by a bump pointer; mark/reset for scoped
- * temporaries. No per-allocation free. */
+ * temporaries. No per-allocation free. In planning mode (plan = true, no
+ * block) allocations only count bytes into peak and return NULL, so a
+ * network can size its arena by running its forward pass once without
+ * computing; then sld_arena_init(peak). */
 typedef struct {
     uint8_t *base;
     size_t cap;
     size_t used;
     size_t peak;
+    bool plan;     /* count only */
+    bool overflow; /* an allocation did not fit (a planning bug) */
 } sld_arena;
 
 sld_status sld_arena_init(sld_arena *a, size_t cap, sld_error *err);
 void sld_arena_free(sld_arena *a);
-/* Returns NULL when the arena is exhausted (a planning bug: callers report
- * SLD_ERR_INTERNAL). */
+/* Returns NULL when the arena is exhausted (and sets overflow: a planning
+ * bug, callers report SLD_ERR_INTERNAL), and always in planning mode. */
 void *sld_arena_alloc(sld_arena *a, size_t n);
+static inline float *sld_arena_floats(sld_arena *a, size_t n)
+{
+    return (float *)sld_arena_alloc(a, n * sizeof(float));
+}
 static inline size_t sld_arena_mark(const sld_arena *a) { return a->used; }
 static inline void sld_arena_reset(sld_arena *a, size_t mark) { a->used = mark; }
 

@@ -38,32 +38,8 @@
 /* Scratch: arena with a planning mode                                   */
 /* ===================================================================== */
 
-typedef struct {
-    bool plan;     /* count bytes only, compute nothing */
-    uint8_t *base; /* 64-byte aligned */
-    size_t cap, used, peak;
-    bool overflow; /* a compute-mode request did not fit (planning bug) */
-} scratch;
-
-static float *scr_alloc(scratch *s, size_t nfloat)
-{
-    size_t bytes = (nfloat * sizeof(float) + 63) & ~(size_t)63;
-    if (s->plan) {
-        s->used += bytes;
-        if (s->used > s->peak)
-            s->peak = s->used;
-        return NULL;
-    }
-    if (bytes > s->cap - s->used) {
-        s->overflow = true;
-        return NULL;
-    }
-    float *p = (float *)(s->base + s->used);
-    s->used += bytes;
-    if (s->used > s->peak)
-        s->peak = s->used;
-    return p;
-}
+/* The activation arena (core sld_arena), with its planning mode. */
+typedef sld_arena scratch;
 
 /* ===================================================================== */
 /* Parameters                                                            */
@@ -862,9 +838,9 @@ static void resnet_fwd(fwd *F, const resnet_p *r, const float *x, float *out, in
     scratch *s = F->s;
     const int B = F->B, HW = H * W;
     size_t mark = s->used;
-    float *t1 = scr_alloc(s, (size_t)B * r->cin * HW);
-    float *t2 = scr_alloc(s, (size_t)B * r->cout * HW);
-    float *tp = scr_alloc(s, (size_t)B * r->cout);
+    float *t1 = sld_arena_floats(s, (size_t)B * r->cin * HW);
+    float *t2 = sld_arena_floats(s, (size_t)B * r->cout * HW);
+    float *tp = sld_arena_floats(s, (size_t)B * r->cout);
     if (s->plan || s->overflow)
         goto done;
     TIMED(F->u, PROF_NORM,
@@ -921,12 +897,12 @@ static void xformer_fwd(fwd *F, const xformer_p *X, float *x, int H, int W)
     const int chunk = M < FF_CHUNK ? M : FF_CHUNK;
     size_t mark = s->used;
     size_t MC = (size_t)M * C;
-    float *g = scr_alloc(s, MC), *h = scr_alloc(s, MC), *ln = scr_alloc(s, MC);
+    float *g = sld_arena_floats(s, MC), *h = sld_arena_floats(s, MC), *ln = sld_arena_floats(s, MC);
     /* qkv [M,3C] (self-attention projections); its first MC floats double as
      * the [M,C] output of o1/o2/ff2 once the attention has read them. */
-    float *qkv = scr_alloc(s, 3 * MC), *q = qkv, *a = scr_alloc(s, MC);
-    float *kv = scr_alloc(s, (size_t)B * nc * 2 * C); /* [B*nc, 2C] */
-    float *ff = scr_alloc(s, (size_t)chunk * 8 * C), *gg = scr_alloc(s, (size_t)chunk * 4 * C);
+    float *qkv = sld_arena_floats(s, 3 * MC), *q = qkv, *a = sld_arena_floats(s, MC);
+    float *kv = sld_arena_floats(s, (size_t)B * nc * 2 * C); /* [B*nc, 2C] */
+    float *ff = sld_arena_floats(s, (size_t)chunk * 8 * C), *gg = sld_arena_floats(s, (size_t)chunk * 4 * C);
     if (s->plan || s->overflow)
         goto done;
     /* GroupNorm (eps 1e-6 in diffusers' Transformer2DModel) then tokens. */
@@ -988,9 +964,9 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
     /* Time embedding: Timesteps(flip_sin_to_cos, freq_shift) in float32, then
      * TimestepEmbedding (linear, SiLU, linear). Resnets use SiLU of it. */
     const int half = c0 / 2;
-    float *tproj = scr_alloc(s, (size_t)B * c0);
-    float *temb = scr_alloc(s, (size_t)B * u->temb_dim);
-    float *th = scr_alloc(s, (size_t)B * u->temb_dim);
+    float *tproj = sld_arena_floats(s, (size_t)B * c0);
+    float *temb = sld_arena_floats(s, (size_t)B * u->temb_dim);
+    float *th = sld_arena_floats(s, (size_t)B * u->temb_dim);
     if (!s->plan && !s->overflow) {
         const float nl = (float)-log(10000.0);
         for (int b = 0; b < B; b++) {
@@ -1018,7 +994,7 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
     act skips[1 + SLD_UNET_MAX_BLOCKS * 34];
     int ns = 0;
     int H = h, W = w;
-    act cur = {scr_alloc(s, (size_t)B * c0 * H * W), c0, H, W};
+    act cur = {sld_arena_floats(s, (size_t)B * c0 * H * W), c0, H, W};
     if (!s->plan && !s->overflow) {
         conv(&F, &u->conv_in, sample, cur.p, H, W, NULL);
         tap(&F, "conv_in", cur.p, c0, H, W);
@@ -1027,7 +1003,7 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
     for (int i = 0; i < n; i++) {
         const block_p *b = &u->down[i];
         for (int j = 0; j < b->n_res; j++) {
-            act nx = {scr_alloc(s, (size_t)B * b->cout * H * W), b->cout, H, W};
+            act nx = {sld_arena_floats(s, (size_t)B * b->cout * H * W), b->cout, H, W};
             resnet_fwd(&F, &b->res[j], cur.p, nx.p, H, W);
             if (b->attn)
                 xformer_fwd(&F, &b->attn[j], nx.p, H, W);
@@ -1039,7 +1015,7 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
                                  .pad_b = 1, .pad_r = 1};
             int Ho, Wo;
             sld_conv2d_out_hw(&d, &Ho, &Wo);
-            act nx = {scr_alloc(s, (size_t)B * b->cout * Ho * Wo), b->cout, Ho, Wo};
+            act nx = {sld_arena_floats(s, (size_t)B * b->cout * Ho * Wo), b->cout, Ho, Wo};
             if (!s->plan && !s->overflow)
                 conv(&F, &b->sample, cur.p, nx.p, H, W, NULL);
             H = Ho;
@@ -1077,8 +1053,8 @@ static sld_status forward(sld_unet *u, scratch *s, const float *sample, int B, i
             }
         }
     }
-    float *pa = scr_alloc(s, (size_t)B * hmax), *pb = scr_alloc(s, (size_t)B * hmax);
-    float *cat = scr_alloc(s, (size_t)B * cmax);
+    float *pa = sld_arena_floats(s, (size_t)B * hmax), *pb = sld_arena_floats(s, (size_t)B * hmax);
+    float *cat = sld_arena_floats(s, (size_t)B * cmax);
     const int cm = cur.C;
 
     /* Mid block */

@@ -27,33 +27,14 @@
 
 struct sld_vae;
 
+/* The activation arena (core sld_arena, with its planning mode) and the
+ * VAE whose pass is running (for its packed convs). */
 typedef struct {
-    bool plan;
-    struct sld_vae *vae; /* owner, for the packed convs (set by each pass) */
-    uint8_t *base;
-    size_t cap, used, peak;
-    bool overflow;
+    sld_arena a;
+    struct sld_vae *vae;
 } scratch;
 
-static float *scr_alloc(scratch *s, size_t nfloat)
-{
-    size_t bytes = (nfloat * sizeof(float) + 63) & ~(size_t)63;
-    if (s->plan) {
-        s->used += bytes;
-        if (s->used > s->peak)
-            s->peak = s->used;
-        return NULL;
-    }
-    if (bytes > s->cap - s->used) {
-        s->overflow = true;
-        return NULL;
-    }
-    float *p = (float *)(s->base + s->used);
-    s->used += bytes;
-    return p;
-}
-
-#define LIVE(s) (!(s)->plan && !(s)->overflow)
+#define LIVE(s) (!(s)->a.plan && !(s)->a.overflow)
 
 typedef struct {
     const float *w, *b; /* NULL once packed */
@@ -415,7 +396,7 @@ void sld_vae_free(sld_vae *v)
     for (int i = 0; i < 6; i++)
         sld_pconv_free(cs[i]->pc);
     sld_pack_ws_free(v->ws);
-    sld_free(v->s.base);
+    sld_free(v->s.a.base);
     sld_free(v);
 }
 
@@ -578,14 +559,14 @@ static bool resnet_fwd(scratch *s, int G, const resnet_p *r, float *x, size_t xc
 {
     const size_t HW = (size_t)H * W;
     const bool has_sc = r->sc.k != 0;
-    size_t mark = s->used;
+    size_t mark = s->a.used;
     size_t s1 = 0, d1 = 0, s2 = 0, d2 = 0, ss = 0, ds = 0;
     sld_pconv_scratch(r->c1.pc, B, H, W, &s1, &d1);
     sld_pconv_scratch(r->c2.pc, B, H, W, &s2, &d2);
     if (has_sc)
         sld_pconv_scratch(r->sc.pc, B, H, W, &ss, &ds);
     size_t tb = zmax((size_t)B * r->cin * HW * sizeof(float), zmax(d1, s2));
-    float *t = scr_alloc(s, (tb + sizeof(float) - 1) / sizeof(float));
+    float *t = sld_arena_floats(&s->a, (tb + sizeof(float) - 1) / sizeof(float));
     if (LIVE(s)) {
         sld_group_norm(x, t, B, r->cin, (int)HW, G, VAE_EPS, r->n1.g, r->n1.b, true);
         if (has_sc) {
@@ -599,7 +580,7 @@ static bool resnet_fwd(scratch *s, int G, const resnet_p *r, float *x, size_t xc
             conv_b(s, &r->c2, out, x, B, H, W, x, t, tb, out, ocap);
         }
     }
-    s->used = mark;
+    s->a.used = mark;
     return !has_sc;
 }
 
@@ -608,9 +589,9 @@ static void attn_fwd(scratch *s, int G, const attn_p *a, float *x, int B, int H,
 {
     const int C = a->C, N = H * W, M = B * N;
     const size_t MC = (size_t)M * C;
-    size_t mark = s->used;
-    float *g = scr_alloc(s, MC), *t = scr_alloc(s, MC), *q = scr_alloc(s, MC),
-          *k = scr_alloc(s, MC), *v = scr_alloc(s, MC);
+    size_t mark = s->a.used;
+    float *g = sld_arena_floats(&s->a, MC), *t = sld_arena_floats(&s->a, MC), *q = sld_arena_floats(&s->a, MC),
+          *k = sld_arena_floats(&s->a, MC), *v = sld_arena_floats(&s->a, MC);
     if (LIVE(s)) {
         sld_group_norm(x, g, B, C, N, G, VAE_EPS, a->gn.g, a->gn.b, false);
         sld_nchw_to_nhwc(g, t, B, C, N);
@@ -622,7 +603,7 @@ static void attn_fwd(scratch *s, int G, const attn_p *a, float *x, int B, int H,
         sld_nhwc_to_nchw(q, g, B, C, N);
         sld_add(x, g, MC);
     }
-    s->used = mark;
+    s->a.used = mark;
 }
 
 static void tap(sld_vae *v, scratch *s, const char *name, const float *x, int B, int C, int H,
@@ -659,8 +640,8 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
         }
     }
     const size_t cap = (size_t)B * amax * sizeof(float);
-    float *pa = scr_alloc(s, (size_t)B * amax), *pb = scr_alloc(s, (size_t)B * amax);
-    float *zq = scr_alloc(s, (size_t)B * L * h * w);
+    float *pa = sld_arena_floats(&s->a, (size_t)B * amax), *pb = sld_arena_floats(&s->a, (size_t)B * amax);
+    float *zq = sld_arena_floats(&s->a, (size_t)B * L * h * w);
     int H = h, W = w;
     if (LIVE(s)) {
         conv(s, &v->post_quant, z, zq, B, H, W, NULL);
@@ -730,7 +711,7 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
         }
     }
     const size_t cap = (size_t)B * amax * sizeof(float);
-    float *pa = scr_alloc(s, (size_t)B * amax), *pb = scr_alloc(s, (size_t)B * amax);
+    float *pa = sld_arena_floats(&s->a, (size_t)B * amax), *pb = sld_arena_floats(&s->a, (size_t)B * amax);
     int H = H0, W = W0;
     if (LIVE(s))
         conv_b(s, &v->e_in, x, pa, B, H, W, NULL, pa, cap, pb, cap);
@@ -761,8 +742,8 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
     attn_fwd(s, G, &v->e_mid.a, cur, B, H, W);
     RESNET(&v->e_mid.r1);
 #undef RESNET
-    float *t2 = scr_alloc(s, (size_t)B * 2 * L * H * W);
-    float *m = scr_alloc(s, (size_t)B * 2 * L * H * W);
+    float *t2 = sld_arena_floats(&s->a, (size_t)B * 2 * L * H * W);
+    float *m = sld_arena_floats(&s->a, (size_t)B * 2 * L * H * W);
     if (LIVE(s)) {
         sld_group_norm(cur, spare, B, C, H * W, G, VAE_EPS, v->e_norm.g, v->e_norm.b, true);
         conv(s, &v->e_out, spare, t2, B, H, W, NULL);
@@ -777,10 +758,10 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
 static sld_status ensure(sld_vae *v, bool enc, int B, int h, int w, sld_error *err)
 {
     int *d = enc ? v->plan_enc : v->plan_dec;
-    if (v->s.base && B <= d[0] && h <= d[1] && w <= d[2])
+    if (v->s.a.base && B <= d[0] && h <= d[1] && w <= d[2])
         return SLD_OK;
     int nB = B > d[0] ? B : d[0], nh = h > d[1] ? h : d[1], nw = w > d[2] ? w : d[2];
-    scratch p = {.plan = true};
+    scratch p = {.a = {.plan = true}};
     int ho, wo;
     float *m;
     if (enc)
@@ -790,18 +771,18 @@ static sld_status ensure(sld_vae *v, bool enc, int B, int h, int w, sld_error *e
     d[0] = nB;
     d[1] = nh;
     d[2] = nw;
-    if (p.peak <= v->s.cap)
+    if (p.a.peak <= v->s.a.cap)
         return SLD_OK;
-    sld_free(v->s.base);
+    sld_free(v->s.a.base);
     memset(&v->s, 0, sizeof v->s);
-    v->s.base = sld_malloc_aligned(p.peak);
-    if (!v->s.base) {
+    v->s.a.base = sld_malloc_aligned(p.a.peak);
+    if (!v->s.a.base) {
         memset(v->plan_enc, 0, sizeof v->plan_enc);
         memset(v->plan_dec, 0, sizeof v->plan_dec);
         return sld_err(err, SLD_ERR_NOMEM, "vae: out of memory for %zu MiB of activations",
-                       p.peak >> 20);
+                       p.a.peak >> 20);
     }
-    v->s.cap = p.peak;
+    v->s.a.cap = p.a.peak;
     /* The other pass's plan still fits: the arena only grew. */
     return SLD_OK;
 }
@@ -815,13 +796,13 @@ sld_status sld_vae_decode(sld_vae *v, const float *latents, int B, int h, int w,
     sld_status st = ensure(v, false, B, h, w, err);
     if (st)
         return st;
-    v->s.used = 0;
-    v->s.overflow = false;
+    v->s.a.used = 0;
+    v->s.a.overflow = false;
     v->run_st = SLD_OK;
     v->run_err = err;
     decode(v, &v->s, latents, B, h, w, image);
     v->run_err = NULL;
-    if (v->s.overflow)
+    if (v->s.a.overflow)
         return sld_err(err, SLD_ERR_INTERNAL, "vae decode: activation plan too small");
     if (v->run_st) {
         sld_err_prefix(err, "vae decode");
@@ -842,15 +823,15 @@ sld_status sld_vae_encode(sld_vae *v, const float *image, int B, int H, int W, f
     if (st)
         return st;
     const int L = v->cfg.latent_channels;
-    v->s.used = 0;
-    v->s.overflow = false;
+    v->s.a.used = 0;
+    v->s.a.overflow = false;
     int ho = 0, wo = 0;
     float *mom = NULL;
     v->run_st = SLD_OK;
     v->run_err = err;
     encode(v, &v->s, image, B, H, W, &mom, &ho, &wo);
     v->run_err = NULL;
-    if (v->s.overflow || !mom)
+    if (v->s.a.overflow || !mom)
         return sld_err(err, SLD_ERR_INTERNAL, "vae encode: activation plan too small");
     if (v->run_st) {
         sld_err_prefix(err, "vae encode");
@@ -866,12 +847,12 @@ sld_status sld_vae_encode(sld_vae *v, const float *image, int B, int H, int W, f
     return SLD_OK;
 }
 
-size_t sld_vae_arena_bytes(const sld_vae *v) { return v->s.cap; }
+size_t sld_vae_arena_bytes(const sld_vae *v) { return v->s.a.cap; }
 
 void sld_vae_trim(sld_vae *v)
 {
     sld_pack_ws_trim(v->ws);
-    sld_free(v->s.base);
+    sld_free(v->s.a.base);
     memset(&v->s, 0, sizeof v->s);
     memset(v->plan_enc, 0, sizeof v->plan_enc);
     memset(v->plan_dec, 0, sizeof v->plan_dec);
