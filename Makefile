@@ -10,7 +10,8 @@ OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
               -Wmissing-prototypes -Wno-format-truncation -g $(OPT) -fopenmp -Iinclude -Isrc
 CFLAGS  += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
-LDLIBS  += -ldnnl -lcjson -lpcre2-8 -lutf8proc -lpng -lm -fopenmp -lpthread
+LDLIBS  += -ldnnl -lcjson -lpcre2-8 -lutf8proc -lpng -lzip -llapack -lmicrohttpd -lm -fopenmp -lpthread
+TEST_LDLIBS = -lcurl
 ISA_AVX512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
 
 LIB_SRC   := $(sort $(shell find src -name '*.c'))
@@ -43,7 +44,7 @@ $(BUILD)/sld: $(CLI_OBJ) $(BUILD)/libsld.a
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libsld.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libsld.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libsld.a $(LDLIBS) $(TEST_LDLIBS) -o $@
 
 $(BUILD)/bench/%: bench/%.c bench/common.h $(BUILD)/libsld.a
 	@mkdir -p $(dir $@)

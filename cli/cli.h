@@ -1,6 +1,7 @@
 /*
  * cli.h — the `sld` command's subcommands and shared helpers. Each
- * subcommand lives in its own cmd_<name>.c and returns the process exit code:
+ * subcommand lives in its own cmd_<name>.c (helpers in util.c, dispatch in
+ * main.c) and returns the process exit code:
  * 0 success, 1 error (one line on stderr naming the problem), 2 bad usage.
  * The CLI uses only the public sld.h.
  */
