@@ -46,7 +46,7 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libsld.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libsld.a $(LDLIBS) $(TEST_LDLIBS) -o $@
 
-$(BUILD)/bench/%: bench/%.c bench/common.h $(BUILD)/libsld.a
+$(BUILD)/bench/%: bench/%.c bench/common.h bench/peak.h $(BUILD)/libsld.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libsld.a $(LDLIBS) -o $@
 

@@ -13,7 +13,7 @@
  *
  * Usage: bench_attention [filter]  — runs the cases whose name contains
  * filter (e.g. "self64", "bf16"). Threads from OMP_NUM_THREADS.
- * SLD_BENCH_CPU=1 times with process CPU time instead of wall time: on a
+ * SLD_BENCH_CPUTIME=1 times with process CPU time instead of wall time: on a
  * machine shared with other jobs and OMP_NUM_THREADS=1 it drops the time
  * spent descheduled, which wall-clock medians cannot (the CSV then reports
  * CPU seconds).
@@ -21,15 +21,13 @@
  * Output: one CSV line per case on stdout:
  *   commit,isa,threads,precision,case,seconds,gflops,pct_peak,max_abs_err,checksum
  * flops = 4 B heads Nq Nk dh (QK^T and PV; softmax not counted).
- * peak = threads * 2 * 16 fp32 lanes * 2 flop * GHz, GHz from $SLD_PEAK_GHZ
- * (default 2.6) — the same nominal figure for bf16. On the 2-core Zen4 VM
- * this was written on, a loop of 24 independent zmm FMAs measures 115
- * GFLOP/s per core (one 512-bit FMA per cycle at ~3.6 GHz), 69% of the
- * nominal figure; vdpbf16ps doubles that for bf16.
+ * pct_peak: against the peak of the case's precision measured in this run
+ * (bench/peak.h: fp32 FMA, or bf16 dot products / AMX).
  * max_abs_err: of the validation instance vs _ref. checksum: sum of the timed
  * output, to spot silent changes between commits.
  */
 #include "ops/ops.h"
+#include "peak.h"
 
 #include <math.h>
 #include <omp.h>
@@ -40,7 +38,6 @@
 
 static uint64_t g_rng = 7;
 static char g_commit[64] = "unknown";
-static double g_peak;
 static const char *g_isa;
 static int g_threads;
 
@@ -183,7 +180,7 @@ static void bench(const char *filter, const char *label, int B, int Nq, int Nk, 
         sum += c.o[i];
     double gf = 4.0 * B * heads * Nq * (double)Nk * dh / med * 1e-9;
     printf("%s,%s,%d,%s,%s,%.6f,%.1f,%.1f,%.2e,%.6e\n", g_commit, g_isa, g_threads,
-           bf16 ? "bf16" : "fp32", name, med, gf, 100.0 * gf / g_peak, err, sum);
+           bf16 ? "bf16" : "fp32", name, med, gf, 100.0 * gf / bench_peak_measured(bf16 ? "bf16" : "fp32", g_threads), err, sum);
     fflush(stdout);
     free_case(&c);
 }
@@ -203,15 +200,12 @@ int main(int argc, char **argv)
                 snprintf(g_commit, sizeof g_commit, "unknown");
         }
     }
-    const char *ghz_s = getenv("SLD_PEAK_GHZ");
-    double ghz = ghz_s && *ghz_s ? atof(ghz_s) : 2.6;
-    const char *cpu_s = getenv("SLD_BENCH_CPU");
+    const char *cpu_s = getenv("SLD_BENCH_CPUTIME");
     g_cpu_time = cpu_s && *cpu_s && *cpu_s != '0';
     g_threads = omp_get_max_threads();
-    g_peak = g_threads * 2.0 * 16 * 2 * ghz;
     g_isa = sld_isa_name(sld_cpu_isa());
-    fprintf(stderr, "bench_attention: peak %.1f GFLOP/s (%d threads x 2 x 16 lanes x 2 x %.2f GHz)\n",
-            g_peak, g_threads, ghz);
+    fprintf(stderr, "bench_attention: measured peak at %d threads: fp32 %.1f, bf16 %.1f GFLOP/s\n",
+            g_threads, bench_peak_measured("fp32", g_threads), bench_peak_measured("bf16", g_threads));
     printf("commit,isa,threads,precision,case,seconds,gflops,pct_peak,max_abs_err,checksum\n");
     for (int p = 0; p < 2; p++) {
         bool bf = p == 1;

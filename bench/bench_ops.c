@@ -9,12 +9,12 @@
  * Output: one CSV line per case on stdout:
  *   commit,isa,threads,precision,case,seconds,gflops,pct_peak,checksum
  * commit from $SLD_COMMIT, else `git rev-parse --short HEAD`, else "unknown".
- * peak = threads * 2 FMA units * 16 fp32 lanes * 2 flop * GHz, GHz from
- * $SLD_PEAK_GHZ (default 2.6). Zen4 executes a 512-bit FMA as two 256-bit
- * halves, so its real fp32 peak is half of this nominal figure.
+ * pct_peak: against this machine's fp32 FMA peak measured in the same run
+ * (bench/peak.h), at the same thread count.
  * checksum: sum of the output, to spot silent changes between commits.
  */
 #include "ops/ops.h"
+#include "peak.h"
 
 #include <math.h>
 #include <omp.h>
@@ -255,13 +255,11 @@ int main(void)
                 snprintf(g_commit, sizeof g_commit, "unknown");
         }
     }
-    const char *ghz_s = getenv("SLD_PEAK_GHZ");
-    double ghz = ghz_s && *ghz_s ? atof(ghz_s) : 2.6;
     g_threads = omp_get_max_threads();
-    g_peak_gflops = g_threads * 2.0 * 16 * 2 * ghz;
+    g_peak_gflops = bench_peak_measured("fp32", g_threads);
     g_isa = sld_isa_name(sld_cpu_isa());
-    fprintf(stderr, "bench_ops: peak %.1f GFLOP/s (%d threads x 2 FMA x 16 lanes x 2 x %.2f GHz)\n",
-            g_peak_gflops, g_threads, ghz);
+    fprintf(stderr, "bench_ops: measured fp32 peak %.1f GFLOP/s at %d threads\n", g_peak_gflops,
+            g_threads);
     printf("commit,isa,threads,precision,case,seconds,gflops,pct_peak,checksum\n");
 
     bench_linear(3 * 4096, 320, 320);

@@ -1,91 +1,18 @@
 /*
- * bench_peak.c — measured fp32 FMA throughput of this machine, to state
- * "% of peak" against what the cores really do as well as against the
- * nominal figure in common.h.
+ * bench_peak.c — this machine's measured arithmetic peaks (bench/peak.h):
+ * fp32 FMA on zmm and ymm, bf16 dot products (vdpbf16ps) and AMX tiles where
+ * the CPU has them, each on 1 thread and on --threads N (default 2).
  *
- * Each thread runs 12 independent FMA chains (enough to cover 4-cycle
- * latency x 2 pipes with room) on registers only, so the loop measures the
- * FMA pipes and nothing else. Cases: 512-bit (zmm) and 256-bit (ymm) FMAs,
- * on 1 thread and on --threads N (default 2). On Zen4 a zmm FMA issues as two
- * ymm halves, so the zmm and ymm rates come out about equal and the practical
- * peak is about half of the nominal 2 x 16 lanes x 2 flop x GHz.
+ * Every other bench states "% of peak" against these same loops, measured in
+ * its own run (bench_peak_measured in peak.h), so a figure is never compared
+ * with another machine's peak. This program prints them all for the record.
  *
  * Usage: bench_peak [--threads N] [--seconds S per run, default 0.1]
  * CSV as in common.h; gflops is the best of $SLD_BENCH_REPS (15) runs,
- * seconds that run's time, pct_peak the rate against the nominal peak.
+ * seconds that run's time; pct_peak is 100 for the best form of each
+ * precision and less for the others (e.g. ymm against zmm).
  */
 #include "common.h"
-
-#include <immintrin.h>
-#include <omp.h>
-
-#define CHAINS 12
-
-/* Returns a value derived from every chain so nothing is optimised away.
- * acc = acc * a + b converges to b / (1 - a) = 1: no overflow, no denormals. */
-/* Twelve named accumulators rather than an array: an array indexed in a loop
- * may live on the stack, and then the loop measures store forwarding. */
-#define FMA12(F, a, b)                                                                     \
-    do {                                                                                   \
-        c0 = F(c0, a, b); c1 = F(c1, a, b); c2 = F(c2, a, b); c3 = F(c3, a, b);              \
-        c4 = F(c4, a, b); c5 = F(c5, a, b); c6 = F(c6, a, b); c7 = F(c7, a, b);              \
-        c8 = F(c8, a, b); c9 = F(c9, a, b); c10 = F(c10, a, b); c11 = F(c11, a, b);          \
-    } while (0)
-
-__attribute__((target("avx512f,fma"))) static float fma_loop_zmm(long iters)
-{
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
-    __m512 c0 = _mm512_set1_ps(1.00f), c1 = _mm512_set1_ps(1.01f), c2 = _mm512_set1_ps(1.02f),
-           c3 = _mm512_set1_ps(1.03f), c4 = _mm512_set1_ps(1.04f), c5 = _mm512_set1_ps(1.05f),
-           c6 = _mm512_set1_ps(1.06f), c7 = _mm512_set1_ps(1.07f), c8 = _mm512_set1_ps(1.08f),
-           c9 = _mm512_set1_ps(1.09f), c10 = _mm512_set1_ps(1.10f), c11 = _mm512_set1_ps(1.11f);
-    for (long i = 0; i < iters; i++)
-        FMA12(_mm512_fmadd_ps, a, b);
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
-                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
-    return _mm512_reduce_add_ps(s);
-}
-
-__attribute__((target("avx2,fma"))) static float fma_loop_ymm(long iters)
-{
-    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
-    __m256 c0 = _mm256_set1_ps(1.00f), c1 = _mm256_set1_ps(1.01f), c2 = _mm256_set1_ps(1.02f),
-           c3 = _mm256_set1_ps(1.03f), c4 = _mm256_set1_ps(1.04f), c5 = _mm256_set1_ps(1.05f),
-           c6 = _mm256_set1_ps(1.06f), c7 = _mm256_set1_ps(1.07f), c8 = _mm256_set1_ps(1.08f),
-           c9 = _mm256_set1_ps(1.09f), c10 = _mm256_set1_ps(1.10f), c11 = _mm256_set1_ps(1.11f);
-    for (long i = 0; i < iters; i++)
-        FMA12(_mm256_fmadd_ps, a, b);
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)),
-                             _mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(c8, c9), _mm256_add_ps(c10, c11)));
-    float v[8];
-    _mm256_storeu_ps(v, s);
-    return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
-}
-
-/* Runs the loop on `threads` threads at once; returns the best total GFLOP/s
- * over reps (a peak is an upper bound: on a shared machine the best short
- * run is the one least disturbed by other processes), and the checksum of
- * the last run. */
-static double measure(int zmm, int threads, long iters, int reps, double *cs)
-{
-    double v[BENCH_MAX_REPS];
-    const int lanes = zmm ? 16 : 8;
-    for (int r = 0; r < reps; r++) {
-        double sum = 0.0;
-        double t0 = sld_time_now();
-#pragma omp parallel num_threads(threads) reduction(+ : sum)
-        sum += zmm ? fma_loop_zmm(iters) : fma_loop_ymm(iters);
-        double dt = sld_time_now() - t0;
-        v[r] = (double)iters * CHAINS * lanes * 2.0 * threads / dt * 1e-9;
-        *cs = sum;
-    }
-    double best = 0.0;
-    for (int r = 0; r < reps; r++)
-        best = v[r] > best ? v[r] : best;
-    return best;
-}
 
 int main(int argc, char **argv)
 {
@@ -103,31 +30,40 @@ int main(int argc, char **argv)
         seconds = 0.1;
     const int reps = bench_reps(15);
     bench_csv_header();
-    __builtin_cpu_init();
-    const int has_zmm = __builtin_cpu_supports("avx512f"),
-              has_ymm = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    fprintf(stderr, "bench_peak: cpu %s (baselines key)\n", bench_cpu_name());
     int tl[2] = {1, threads};
     int nt = threads > 1 ? 2 : 1;
-    for (int z = 1; z >= 0; z--) {
-        if (z ? !has_zmm : !has_ymm)
-            continue;
-        /* size the loop to ~seconds at a guessed 100 GFLOP/s per thread */
-        long iters = (long)(seconds * 100e9 / (CHAINS * (z ? 16 : 8) * 2.0));
-        for (int ti = 0; ti < nt; ti++) {
-            int t = tl[ti];
-            double cs = 0.0;
-            double g = measure(z, t, iters, reps, &cs);
-            char name[64];
-            snprintf(name, sizeof name, "fma_peak_%s", z ? "zmm" : "ymm");
-            /* seconds column: time of one run; gflop: that run's work */
-            double gflop = (double)iters * CHAINS * (z ? 16 : 8) * 2.0 * t * 1e-9;
-            bench_csv_line(t, "fp32", name, gflop / g, gflop, cs, -1.0);
-            fprintf(stderr,
-                    "bench_peak: %s %d thread(s): %.1f GFLOP/s measured = %.1f per core; "
-                    "nominal %.1f per core (%.0f%% of nominal)\n",
-                    z ? "zmm" : "ymm", t, g, g / t, bench_peak_gflops(1),
-                    100.0 * g / t / bench_peak_gflops(1));
+    for (int ti = 0; ti < nt; ti++) {
+        int t = tl[ti];
+        double g[PEAK_KINDS] = {0}, cs[PEAK_KINDS] = {0};
+        for (int k = 0; k < PEAK_KINDS; k++) {
+            g[k] = peak_measure((peak_kind)k, t, seconds, reps, &cs[k]);
+            if (g[k] <= 0.0)
+                fprintf(stderr, "bench_peak: %s: not available on this CPU\n",
+                        peak_kind_name[k]);
         }
+        double fp32 = g[PEAK_FP32_ZMM] > g[PEAK_FP32_YMM] ? g[PEAK_FP32_ZMM] : g[PEAK_FP32_YMM];
+        double bf16 = g[PEAK_BF16_AMX] > g[PEAK_BF16_ZMM] ? g[PEAK_BF16_AMX] : g[PEAK_BF16_ZMM];
+        for (int k = 0; k < PEAK_KINDS; k++) {
+            if (g[k] <= 0.0)
+                continue;
+            int bf = k == PEAK_BF16_ZMM || k == PEAK_BF16_AMX;
+            char name[64];
+            snprintf(name, sizeof name, "peak_%s", peak_kind_name[k]);
+            /* seconds: one run's time at the best rate; gflop: that run's work */
+            long iters = (long)(seconds * (k == PEAK_BF16_AMX ? 1500e9 : 150e9) /
+                                peak_kind_flop[k]);
+            if (iters < 1000)
+                iters = 1000;
+            double gflop = (double)iters * peak_kind_flop[k] * t * 1e-9;
+            bench_csv_line_peak(t, bf ? "bf16" : "fp32", name, gflop / g[k], gflop, cs[k], -1.0,
+                                bf ? bf16 : fp32);
+            fprintf(stderr, "bench_peak: %-9s %d thread(s): %7.1f GFLOP/s = %6.1f per core\n",
+                    peak_kind_name[k], t, g[k], g[k] / t);
+        }
+        if (fp32 > 0.0 && bf16 > 0.0)
+            fprintf(stderr, "bench_peak: %d thread(s): bf16 peak / fp32 peak = %.2f\n", t,
+                    bf16 / fp32);
     }
     return 0;
 }

@@ -7,14 +7,16 @@
  *   commit,isa,threads,precision,case,seconds,gflops,pct_peak,
  *   ratio_to_baseline,checksum,rss_mib
  * - commit: $SLD_COMMIT, else `git rev-parse --short HEAD`, else "unknown".
- * - pct_peak: gflops against the nominal fp32 peak
- *     threads x 2 FMA pipes x 16 fp32 lanes x 2 flop x GHz,
- *   GHz from $SLD_PEAK_GHZ (default 2.6). Zen4 splits a 512-bit FMA into two
- *   256-bit halves, so its practical peak is about half of this; bench_peak
- *   measures it.
+ * - pct_peak: gflops against this machine's peak for the case's precision
+ *   and thread count, measured in the same run by bench/peak.h (fp32: the
+ *   better of zmm/ymm FMA; bf16: AMX, else vdpbf16ps). Never a nominal figure:
+ *   the CPU changes between sessions.
+ * - peak_gflops (last column): that measured peak.
  * - ratio_to_baseline: baseline seconds / seconds (> 1: faster than the
  *   baseline) for the same isa, threads, precision and case in
- *   bench/baselines/<cpu>.csv, empty when there is none.
+ *   bench/baselines/<cpu>.csv, <cpu> = vendor, family and model from cpuid
+ *   (e.g. amd-f26-m2), so one CPU never compares against another's file;
+ *   empty when there is none.
  * - rss_mib: peak resident set (VmHWM) at the end of the case; for the
  *   memory-growth cases the current resident set instead.
  */
@@ -23,6 +25,7 @@
 
 #include "core/core.h"
 #include "sld.h"
+#include "peak.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -60,19 +63,6 @@ static inline const char *bench_commit(void)
 }
 
 static inline const char *bench_isa(void) { return sld_isa_name(sld_cpu_isa()); }
-
-static inline double bench_peak_ghz(void)
-{
-    const char *e = getenv("SLD_PEAK_GHZ");
-    double g = e ? atof(e) : 0.0;
-    return g > 0.0 ? g : 2.6;
-}
-
-/* Nominal fp32 FMA peak in GFLOP/s for n threads (one core each). */
-static inline double bench_peak_gflops(int threads)
-{
-    return (threads > 0 ? threads : 1) * 2.0 * 16.0 * 2.0 * bench_peak_ghz();
-}
 
 /* Peak resident set of this process image: VmHWM from /proc/self/status,
  * which starts afresh at exec. getrusage's ru_maxrss is the fallback only:
@@ -150,10 +140,11 @@ static inline double bench_checksum(const float *x, size_t n, int *finite)
     return s;
 }
 
-/* The CPU's model name from /proc/cpuinfo, lowercased, runs of anything but
- * [a-z0-9] turned into one '-', plus "-zen4" style family tag for AMD family
- * 25 (the model string of a VM is often just "AMD EPYC"). $SLD_BENCH_CPU
- * overrides. */
+/* The key of this CPU's baseline file: vendor, family and model as cpuid
+ * reports them ("amd-f26-m2", "intel-f6-m143"; /proc/cpuinfo's decimal
+ * fields). A VM's model string is often just "AMD EPYC", and one family
+ * spans generations (AMD family 25 is Zen 3 and Zen 4), so the name is not
+ * used. $SLD_BENCH_CPU overrides. */
 static inline const char *bench_cpu_name(void)
 {
     static char name[128];
@@ -164,49 +155,29 @@ static inline const char *bench_cpu_name(void)
         snprintf(name, sizeof name, "%s", e);
         return name;
     }
-    char model[128] = "unknown-cpu";
-    int family = -1, amd = 0, avx512 = 0;
+    int family = -1, model = -1;
+    const char *vendor = "unknown";
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (f) {
         char line[4096];
-        int have_model = 0;
         while (fgets(line, sizeof line, f)) {
             char *colon = strchr(line, ':');
             if (!colon)
                 continue;
-            if (!have_model && !strncmp(line, "model name", 10)) {
-                snprintf(model, sizeof model, "%s", colon + 1);
-                have_model = 1;
-            } else if (family < 0 && !strncmp(line, "cpu family", 10)) {
+            if (!strncmp(line, "vendor_id", 9))
+                vendor = strstr(colon, "AuthenticAMD")   ? "amd"
+                         : strstr(colon, "GenuineIntel") ? "intel"
+                                                         : "other";
+            else if (family < 0 && !strncmp(line, "cpu family", 10))
                 family = atoi(colon + 1);
-            } else if (!strncmp(line, "vendor_id", 9) && strstr(colon, "AuthenticAMD")) {
-                amd = 1;
-            } else if (!strncmp(line, "flags", 5)) {
-                avx512 = strstr(colon, " avx512f") != NULL;
+            else if (model < 0 && !strncmp(line, "model", 5) && isspace((unsigned char)line[5]))
+                model = atoi(colon + 1);
+            else if (!strncmp(line, "flags", 5))
                 break; /* the first processor's block is enough */
-            }
         }
         fclose(f);
     }
-    size_t k = 0;
-    int dash = 1;
-    for (const char *s = model; *s && k + 1 < sizeof name; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch)) {
-            name[k++] = (char)tolower(ch);
-            dash = 0;
-        } else if (!dash) {
-            name[k++] = '-';
-            dash = 1;
-        }
-    }
-    while (k > 0 && name[k - 1] == '-')
-        k--;
-    name[k] = 0;
-    if (amd && family == 25 && avx512 && !strstr(name, "zen") && k + 6 < sizeof name)
-        strcat(name, "-zen4"); /* family 19h is Zen3 or Zen4; only Zen4 has AVX-512 */
-    if (!name[0])
-        snprintf(name, sizeof name, "unknown-cpu");
+    snprintf(name, sizeof name, "%s-f%d-m%d", vendor, family, model);
     return name;
 }
 
@@ -254,27 +225,43 @@ static inline double bench_baseline_seconds(const char *isa, int threads, const 
 static inline void bench_csv_header(void)
 {
     printf("commit,isa,threads,precision,case,seconds,gflops,pct_peak,ratio_to_baseline,"
-           "checksum,rss_mib\n");
+           "checksum,rss_mib,peak_gflops\n");
     fflush(stdout);
 }
 
-/* One CSV line. gflop: work of one run (0 = not a compute case: gflops and
- * pct_peak are left empty). rss_mib < 0: the peak RSS now. */
-static inline void bench_csv_line(int threads, const char *prec, const char *name,
-                                  double seconds, double gflop, double checksum, double rss_mib)
+/* One CSV line against an explicit peak (GFLOP/s at this thread count and
+ * precision; bench_peak passes the figures it just measured). gflop: work of
+ * one run (0 = not a compute case: gflops and pct_peak are left empty).
+ * rss_mib < 0: the peak RSS now. */
+static inline void bench_csv_line_peak(int threads, const char *prec, const char *name,
+                                       double seconds, double gflop, double checksum,
+                                       double rss_mib, double peak)
 {
     const char *isa = bench_isa();
-    char gf[32] = "", pct[32] = "", ratio[32] = "";
+    char gf[32] = "", pct[32] = "", ratio[32] = "", pk[32] = "";
     if (gflop > 0.0 && seconds > 0.0) {
         snprintf(gf, sizeof gf, "%.1f", gflop / seconds);
-        snprintf(pct, sizeof pct, "%.1f", 100.0 * gflop / seconds / bench_peak_gflops(threads));
+        if (peak > 0.0) {
+            snprintf(pct, sizeof pct, "%.1f", 100.0 * gflop / seconds / peak);
+            snprintf(pk, sizeof pk, "%.1f", peak);
+        }
     }
     double base = bench_baseline_seconds(isa, threads, prec, name);
     if (base > 0.0 && seconds > 0.0)
         snprintf(ratio, sizeof ratio, "%.3f", base / seconds);
-    printf("%s,%s,%d,%s,%s,%.4f,%s,%s,%s,%.6e,%.0f\n", bench_commit(), isa, threads, prec, name,
-           seconds, gf, pct, ratio, checksum, rss_mib < 0.0 ? bench_peak_rss_mib() : rss_mib);
+    printf("%s,%s,%d,%s,%s,%.4f,%s,%s,%s,%.6e,%.0f,%s\n", bench_commit(), isa, threads, prec,
+           name, seconds, gf, pct, ratio, checksum,
+           rss_mib < 0.0 ? bench_peak_rss_mib() : rss_mib, pk);
     fflush(stdout);
+}
+
+/* One CSV line; pct_peak against the peak measured in this process for prec
+ * and threads (the measurement runs on first use, before the case's line). */
+static inline void bench_csv_line(int threads, const char *prec, const char *name,
+                                  double seconds, double gflop, double checksum, double rss_mib)
+{
+    double peak = gflop > 0.0 ? bench_peak_measured(prec, threads) : 0.0;
+    bench_csv_line_peak(threads, prec, name, seconds, gflop, checksum, rss_mib, peak);
 }
 
 /* Runs this program again (/proc/self/exe) with argv, waits, returns its exit
