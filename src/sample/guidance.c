@@ -174,12 +174,10 @@ sld_status sld_guidance_apply_traced(const float *eps_u, const float *eps_p, con
                     gam += g2;
                     if (mp)
                         mp[q] += (float)g2;
-                    if (mu > 0.0f) {
-                        masked++;
-                        mu_sum += mu;
-                        if (mu > mu_max)
-                            mu_max = mu;
-                    }
+                    /* branch-free: mu is 0 outside the mask */
+                    masked += mu > 0.0f;
+                    mu_sum += mu;
+                    mu_max = mu > mu_max ? mu : mu_max;
                 }
                 out[k] = u + cfg * g;
             }
