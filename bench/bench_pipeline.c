@@ -19,6 +19,14 @@
  *                           128x128, from the progress callback of a
  *                           3-step generate; also generate_128_3steps
  *     vae_decode_256        sld_vae_decode of 32x32 latents
+ *     guidance_{plain,telemetry}_512_b{1,5}: one CFG + SLD guidance pass at
+ *                           512x512 (64x64 latents) for 1 and 5 images, past
+ *                           the warm-up: the formula alone (a copy here,
+ *                           validated bit for bit against the library) and
+ *                           sld_guidance_apply_traced with stats and step map;
+ *                           the extra time is also given as a share of the
+ *                           sld_step_512 baseline of the same isa, threads and
+ *                           precision (no model needed, milliseconds)
  *   SLD_BENCH_FULL=1 adds:
  *     sld_step_512, generate_512_3steps, vae_decode_512_in_generate
  *     vae_decode_512
@@ -40,6 +48,7 @@
  */
 #include "common.h"
 #include "pipeline/model.h"
+#include "sample/guidance.h"
 #include "sample/sched.h"
 
 #define TINY_DIR "tests/fixtures/models/tiny-sd1"
@@ -334,6 +343,104 @@ static int case_vae(const char *dir, int W, int threads, const char *prec)
     return 0;
 }
 
+/* The guidance formula without telemetry: the loop the library ran before
+ * it measured anything, kept here as the cost reference. */
+static void guidance_plain(const float *eu, const float *ep, const float *es, size_t n, int i,
+                           float cfg, const sld_safety *s, float *mom, float *out)
+{
+    const float one_minus_beta = (float)(1.0 - (double)s->mom_beta);
+    const int warm = i >= s->warmup_steps;
+    for (size_t k = 0; k < n; k++) {
+        const float u = eu[k], p = ep[k], c = es[k];
+        float g = p - u;
+        float d = p - c;
+        float scale = fabsf(d) * s->guidance_scale;
+        if (scale > 1.0f)
+            scale = 1.0f;
+        float mu = d >= s->threshold ? 0.0f : scale;
+        float gs = (c - u) * mu;
+        gs = gs + s->momentum_scale * mom[k];
+        mom[k] = s->mom_beta * mom[k] + one_minus_beta * gs;
+        if (warm)
+            g = g - gs;
+        out[k] = u + cfg * g;
+    }
+}
+
+static int case_telemetry(int threads, const char *prec)
+{
+    const float cfg = 7.5f;
+    const sld_safety sp = sld_safety_preset_get(SLD_SAFETY_MEDIUM);
+    const int it = sp.warmup_steps + 5, C = 4;
+    const double step512 = bench_baseline_seconds(bench_isa(), threads, prec, "sld_step_512");
+    static const int batches[2] = {1, 5};
+    for (int bi = 0; bi < 2; bi++) {
+        const int N = batches[bi];
+        const size_t n = (size_t)N * C * 64 * 64;
+        float *e = sld_malloc_aligned(3 * n * sizeof *e);
+        float *o1 = sld_malloc_aligned(n * sizeof *o1), *o2 = sld_malloc_aligned(n * sizeof *o2);
+        float *mom = sld_malloc_aligned(n * sizeof *mom), *map = sld_malloc(n / C * sizeof *map);
+        sld_step_stats *stats = sld_malloc((size_t)N * sizeof *stats);
+        sld_guidance_state st;
+        if (!e || !o1 || !o2 || !mom || !map || !stats || sld_guidance_state_init(&st, n, NULL))
+            return 1;
+        /* eps_S close to eps_p in places, so the mask is mixed (~half) */
+        uint64_t r = 5;
+        for (size_t k = 0; k < 3 * n; k++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            e[k] = (float)((r >> 40) & 0xffff) / 32768.0f - 1.0f;
+        }
+        for (size_t k = 0; k < n; k++)
+            e[2 * n + k] = e[n + k] + 0.02f * e[2 * n + k];
+        /* validate: same output and momentum as the library's traced pass */
+        memset(mom, 0, n * sizeof *mom);
+        guidance_plain(e, e + n, e + 2 * n, n, it, cfg, &sp, mom, o1);
+        if (sld_guidance_apply_traced(e, e + n, e + 2 * n, n, N, C, it, cfg, &sp, &st, o2, stats,
+                                      map, NULL) ||
+            memcmp(o1, o2, n * sizeof *o1) || memcmp(mom, st.mom, n * sizeof *mom)) {
+            fprintf(stderr, "bench_pipeline: guidance with telemetry differs from the formula\n");
+            return 1;
+        }
+        int reps = bench_reps(51);
+        double vp[BENCH_MAX_REPS], vt[BENCH_MAX_REPS];
+        for (int k = 0; k < reps; k++) {
+            double t0 = sld_time_now();
+            for (int j = 0; j < 10; j++)
+                guidance_plain(e, e + n, e + 2 * n, n, it, cfg, &sp, mom, o1);
+            double t1 = sld_time_now();
+            for (int j = 0; j < 10; j++)
+                sld_guidance_apply_traced(e, e + n, e + 2 * n, n, N, C, it, cfg, &sp, &st, o2,
+                                          stats, map, NULL);
+            double t2 = sld_time_now();
+            vp[k] = (t1 - t0) / 10;
+            vt[k] = (t2 - t1) / 10;
+        }
+        double tp = bench_median(vp, reps), tt = bench_median(vt, reps);
+        double cs = bench_checksum(o2, n, NULL);
+        char name[64];
+        snprintf(name, sizeof name, "guidance_plain_512_b%d", N);
+        bench_csv_line(threads, prec, name, tp, 0.0, cs, -1.0);
+        snprintf(name, sizeof name, "guidance_telemetry_512_b%d", N);
+        bench_csv_line(threads, prec, name, tt, 0.0, cs + stats[0].mask_share, -1.0);
+        fprintf(stderr,
+                "bench_pipeline: guidance pass 512x512 x %d image(s): %.3f ms plain, %.3f ms with "
+                "telemetry (+%.3f ms, mask share %.2f)",
+                N, tp * 1e3, tt * 1e3, (tt - tp) * 1e3, stats[0].mask_share);
+        if (step512 > 0)
+            fprintf(stderr, "; +%.4f %% of the baseline SLD step (%.2f s for 1 image) x %d", 
+                    100.0 * (tt - tp) / (step512 * N), step512, N);
+        fputc('\n', stderr);
+        sld_guidance_state_free(&st);
+        sld_free(e);
+        sld_free(o1);
+        sld_free(o2);
+        sld_free(mom);
+        sld_free(map);
+        sld_free(stats);
+    }
+    return 0;
+}
+
 static int case_tiny(int threads, const char *prec)
 {
     sld_model *m = model_open(TINY_DIR, NULL);
@@ -396,6 +503,8 @@ static int run_case(const char *name, int threads)
     precision_get(&prec);
     if (!strcmp(name, "tiny"))
         return case_tiny(threads, prec);
+    if (!strcmp(name, "telemetry"))
+        return case_telemetry(threads, prec);
     const char *dir = bench_sd15_dir();
     if (!dir)
         return 1;
@@ -411,8 +520,8 @@ static int run_case(const char *name, int threads)
         return case_vae(dir, 512, threads, prec);
     if (!strcmp(name, "growth"))
         return case_growth(dir, threads, prec);
-    fprintf(stderr, "bench_pipeline: unknown case '%s' (tiny step128 step512 step512_50 vae256 "
-                    "vae512 growth)\n", name);
+    fprintf(stderr, "bench_pipeline: unknown case '%s' (tiny telemetry step128 step512 "
+                    "step512_50 vae256 vae512 growth)\n", name);
     return 2;
 }
 
@@ -464,6 +573,7 @@ int main(int argc, char **argv)
     int bad = 0;
     for (int ti = 0; ti < nt; ti++) {
         bad |= spawn_case("tiny", tl[ti]);
+        bad |= spawn_case("telemetry", tl[ti]);
         bad |= spawn_case("step128", tl[ti]);
         bad |= spawn_case("vae256", tl[ti]);
     }

@@ -3,6 +3,7 @@
  * PNGs with an A1111-style "parameters" chunk and optional latents. */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,12 +38,89 @@ static const char *GEN_USAGE =
     "                           (auto: bf16 where the CPU has AMX, else fp32)\n"
     "  --save-latents FILE      write final latents [N,4,H/8,W/8] as safetensors\n"
     "  -o, --output OUT.png     output; with --images N: OUT-0.png ... OUT-(N-1).png\n"
+    "  --trace FILE.jsonl       SLD telemetry: one JSON record per step and image\n"
+    "  --sld-map MAP.png        heatmap of where SLD acted (MAP-K.png with --images N)\n"
+    "  --sld-map-overlay        draw the map over the image\n"
+    "  --sld-map-steps          also one frame per step: MAP-step-NNN.png (MAP-K-step-NNN.png)\n"
+    "  --sld-map-max F          value drawn at the top of the colormap (default: each map's max)\n"
     "  --quiet                  no progress bar\n";
 
 typedef struct {
     int quiet;
     int tty;
+    int sld, applied; /* from the latest telemetry call */
+    double share;     /* mean mask share over the batch, latest iteration */
 } progress_state;
+
+/* What the telemetry callback feeds: the progress line, --trace, and the
+ * per-step frames of --sld-map-steps (kept until the images exist). */
+typedef struct {
+    progress_state *ps;
+    FILE *trace;
+    int trace_failed;
+    int keep_frames;
+    float *frames; /* [n_steps, n_images, map_h, map_w] */
+    int n_frames;
+    size_t frame_len; /* n_images * map_h * map_w */
+    int oom;
+} telemetry_state;
+
+static void json_num(FILE *f, const char *key, double v)
+{
+    if (isfinite(v))
+        fprintf(f, ",\"%s\":%.9g", key, v);
+    else
+        fprintf(f, ",\"%s\":null", key);
+}
+
+static int on_telemetry(const sld_step_stats *s, int n_images, const float *map, int map_w,
+                        int map_h, void *user)
+{
+    telemetry_state *ts = user;
+    double share = 0;
+    for (int b = 0; b < n_images; b++)
+        share += s[b].mask_share;
+    ts->ps->share = share / n_images;
+    ts->ps->sld = s[0].sld;
+    ts->ps->applied = s[0].applied;
+    if (ts->trace && !ts->trace_failed) {
+        for (int b = 0; b < n_images; b++) {
+            const sld_step_stats *r = &s[b];
+            fprintf(ts->trace, "{\"step\":%d,\"n_steps\":%d,\"image\":%d", r->step, r->n_steps,
+                    r->image);
+            json_num(ts->trace, "timestep", r->timestep);
+            fprintf(ts->trace, ",\"sld\":%s,\"applied\":%s", r->sld ? "true" : "false",
+                    r->applied ? "true" : "false");
+            json_num(ts->trace, "mask_share", r->mask_share);
+            json_num(ts->trace, "scale_mean", r->scale_mean);
+            json_num(ts->trace, "scale_max", r->scale_max);
+            json_num(ts->trace, "cfg_norm", r->cfg_norm);
+            json_num(ts->trace, "safety_norm", r->safety_norm);
+            json_num(ts->trace, "momentum_norm", r->momentum_norm);
+            if (r->sld)
+                json_num(ts->trace, "cos_prompt_concept", r->cos_prompt_concept);
+            else
+                fputs(",\"cos_prompt_concept\":null", ts->trace);
+            fputs("}\n", ts->trace);
+        }
+        if (fflush(ts->trace))
+            ts->trace_failed = 1;
+    }
+    if (ts->keep_frames && !ts->oom) {
+        size_t len = (size_t)n_images * map_w * map_h;
+        if (!ts->frames) {
+            ts->frames = malloc((size_t)s[0].n_steps * len * sizeof(float));
+            ts->frame_len = len;
+            if (!ts->frames) {
+                ts->oom = 1;
+                return 1;
+            }
+        }
+        if (ts->n_frames < s[0].n_steps && len == ts->frame_len)
+            memcpy(ts->frames + (size_t)ts->n_frames++ * len, map, len * sizeof(float));
+    }
+    return 0;
+}
 
 static int on_progress(int step, int n_steps, double secs, void *user)
 {
@@ -56,6 +134,10 @@ static int on_progress(int step, int n_steps, double secs, void *user)
         bar[i] = i < filled ? '#' : '.';
     bar[width] = 0;
     fprintf(stderr, "\r[%s] step %d/%d  %.2f s/step  ETA %.0f s ", bar, step, n_steps, per, eta);
+    if (ps->sld && ps->applied)
+        fprintf(stderr, " SLD %2.0f %% of latents ", 100.0 * ps->share);
+    else if (ps->sld)
+        fprintf(stderr, " SLD warm-up ");
     if (step == n_steps)
         fputc('\n', stderr);
     fflush(stderr);
@@ -112,6 +194,53 @@ static char *image_path(const char *out, int i, int n)
     return p;
 }
 
+/* path with a suffix before its extension: ("m.png", "-step-007") -> "m-step-007.png" */
+static char *path_suffixed(const char *path, const char *suffix)
+{
+    size_t len = strlen(path) + strlen(suffix) + 1;
+    char *p = malloc(len);
+    if (!p)
+        return NULL;
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash))
+        dot = path + strlen(path);
+    snprintf(p, len, "%.*s%s%s", (int)(dot - path), path, suffix, dot);
+    return p;
+}
+
+/* Writes one rendered map (over the image when overlay) with the run's
+ * parameters plus how the map was scaled. Returns 0 or prints and returns 1. */
+static int write_map(const char *path, const float *map, int mw, int mh, float vmax,
+                     const uint8_t *under, int W, int H, const char *params, const char *what)
+{
+    sld_error err;
+    float shown = vmax;
+    if (shown <= 0) {
+        shown = 0;
+        for (size_t k = 0; k < (size_t)mw * mh; k++)
+            shown = map[k] > shown ? map[k] : shown;
+    }
+    uint8_t *rgb = malloc((size_t)W * H * 3);
+    size_t tl = strlen(params ? params : "") + strlen(what) + 128;
+    char *text = malloc(tl);
+    if (!rgb || !text) {
+        free(rgb);
+        free(text);
+        fprintf(stderr, "sld: out of memory for %s\n", path);
+        return 1;
+    }
+    snprintf(text, tl, "%s, SLD map: %s, SLD map max: %g", params ? params : "", what,
+             (double)shown);
+    int rc = 0;
+    if (sld_safety_map_render(map, mw, mh, vmax, under, W, H, rgb, &err) ||
+        sld_png_write(path, rgb, W, H, text, &err))
+        rc = cli_fail(&err);
+    free(rgb);
+    free(text);
+    return rc;
+}
+
 int cmd_generate(int argc, char **argv)
 {
     sld_gen_params p;
@@ -119,6 +248,9 @@ int cmd_generate(int argc, char **argv)
     sld_model_opts mo;
     sld_model_opts_default(&mo);
     const char *model = NULL, *out = NULL, *latents_path = NULL;
+    const char *trace_path = NULL, *map_path = NULL;
+    int map_overlay = 0, map_steps = 0;
+    float map_max = 0;
     int threads = 0, quiet = 0, prompt_set = 0;
     sld_safety_preset preset = SLD_SAFETY_MEDIUM;
     /* individual SLD overrides, applied after the preset */
@@ -147,6 +279,14 @@ int cmd_generate(int argc, char **argv)
         }
         if (!strcmp(a, "--keep-flagged")) {
             p.keep_flagged = 1;
+            continue;
+        }
+        if (!strcmp(a, "--sld-map-overlay")) {
+            map_overlay = 1;
+            continue;
+        }
+        if (!strcmp(a, "--sld-map-steps")) {
+            map_steps = 1;
             continue;
         }
         if (a[0] != '-')
@@ -243,6 +383,12 @@ int cmd_generate(int argc, char **argv)
             rc = parse_int_arg(a, v, 0, 4096, &threads);
         else if (!strcmp(a, "--save-latents"))
             latents_path = v;
+        else if (!strcmp(a, "--trace"))
+            trace_path = v;
+        else if (!strcmp(a, "--sld-map"))
+            map_path = v;
+        else if (!strcmp(a, "--sld-map-max"))
+            rc = parse_float_arg(a, v, 0, 1e30, &map_max);
         else if (!strcmp(a, "-o") || !strcmp(a, "--output"))
             out = v;
         else
@@ -256,6 +402,10 @@ int cmd_generate(int argc, char **argv)
         return cli_usage_error("generate", "--prompt is required");
     if (!out)
         return cli_usage_error("generate", "-o OUT.png is required");
+    if ((map_overlay || map_steps || map_max > 0) && !map_path)
+        return cli_usage_error("generate",
+                               "--sld-map-overlay, --sld-map-steps and --sld-map-max need "
+                               "--sld-map MAP.png");
     if ((p.width && p.width % 8) || (p.height && p.height % 8))
         return cli_usage_error("generate", "--width and --height must be multiples of 8 (got %dx%d)",
                                p.width, p.height);
@@ -273,9 +423,12 @@ int cmd_generate(int argc, char **argv)
         p.sld.mom_beta = o_mb;
     p.seed = seed;
 
-    progress_state ps = {quiet, isatty(2)};
+    progress_state ps = {quiet, isatty(2), 0, 0, 0.0};
     p.progress = on_progress;
     p.progress_user = &ps;
+    telemetry_state ts = {&ps, NULL, 0, map_steps, NULL, 0, 0, 0};
+    p.telemetry = on_telemetry;
+    p.telemetry_user = &ts;
 
     sld_error err;
     sld_model *m = NULL;
@@ -283,12 +436,32 @@ int cmd_generate(int argc, char **argv)
     sld_gen_result r = {0};
     int rc = 1;
     char *params = NULL;
+    if (trace_path && !(ts.trace = fopen(trace_path, "w"))) {
+        fprintf(stderr, "sld: cannot write the trace %s: %s\n", trace_path, strerror(errno));
+        return 1;
+    }
     if (sld_model_open(&m, model, &mo, &err) || sld_ctx_new(&c, m, threads, &err) ||
         sld_generate(c, &p, &r, &err)) {
         if (ps.tty && !quiet)
             fputc('\n', stderr);
-        cli_fail(&err);
+        if (ts.oom)
+            fprintf(stderr, "sld: out of memory for the --sld-map-steps frames\n");
+        else
+            cli_fail(&err);
         goto done;
+    }
+    if (ts.trace) {
+        int bad = ts.trace_failed | ferror(ts.trace);
+        bad |= fclose(ts.trace) != 0;
+        ts.trace = NULL;
+        if (bad) {
+            fprintf(stderr, "sld: writing the trace %s failed: %s\n", trace_path,
+                    strerror(errno));
+            goto done;
+        }
+        if (!quiet)
+            fprintf(stderr, "sld: wrote %s (%d steps x %d image(s))\n", trace_path, r.n_steps,
+                    r.n);
     }
     params = sld_gen_params_text(&p, m, seed);
     for (int i = 0; i < r.n; i++) {
@@ -307,6 +480,49 @@ int cmd_generate(int argc, char **argv)
             goto done;
         }
     }
+    if (map_path) {
+        const int mw = r.width / 8, mh = r.height / 8;
+        const size_t plane = (size_t)mw * mh, npx = (size_t)r.width * r.height * 3;
+        for (int i = 0; i < r.n; i++) {
+            char *path = image_path(map_path, i, r.n);
+            const uint8_t *under = map_overlay ? r.pixels + (size_t)i * npx : NULL;
+            if (!path || write_map(path, r.safety_map + (size_t)i * plane, mw, mh, map_max, under,
+                                   r.width, r.height, params,
+                                   "sum over steps of the applied safety term's norm")) {
+                if (!path)
+                    fprintf(stderr, "sld: out of memory\n");
+                free(path);
+                goto done;
+            }
+            if (!quiet)
+                fprintf(stderr, "sld: wrote %s\n", path);
+            /* frames share one scale per image: the largest of its frames */
+            float fmax = map_max;
+            for (int f = 0; map_steps && fmax <= 0 && f < ts.n_frames; f++)
+                for (size_t k = 0; k < plane; k++) {
+                    float v = ts.frames[(size_t)f * ts.frame_len + (size_t)i * plane + k];
+                    fmax = v > fmax ? v : fmax;
+                }
+            for (int f = 0; map_steps && f < ts.n_frames; f++) {
+                char suf[32];
+                snprintf(suf, sizeof suf, "-step-%03d", f);
+                char *fp = path_suffixed(path, suf);
+                if (!fp || write_map(fp, ts.frames + (size_t)f * ts.frame_len + (size_t)i * plane,
+                                     mw, mh, fmax > 0 ? fmax : 1.0f, under, r.width, r.height,
+                                     params, "applied safety term's norm at this step")) {
+                    if (!fp)
+                        fprintf(stderr, "sld: out of memory\n");
+                    free(fp);
+                    free(path);
+                    goto done;
+                }
+                free(fp);
+            }
+            if (map_steps && !quiet)
+                fprintf(stderr, "sld: wrote %d step frames beside %s\n", ts.n_frames, path);
+            free(path);
+        }
+    }
     if (latents_path) {
         const char *names[1] = {"latents"};
         int nd[1] = {4};
@@ -322,6 +538,9 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "sld: %d image(s) in %.1f s\n", r.n, r.seconds);
     rc = 0;
 done:
+    if (ts.trace)
+        fclose(ts.trace);
+    free(ts.frames);
     free(params);
     sld_gen_result_free(&r);
     sld_ctx_free(c);

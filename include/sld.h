@@ -170,6 +170,59 @@ void sld_rng_randn(sld_rng *r, float *out, size_t n);
 /* Progress: called after every UNet evaluation; return nonzero to cancel. */
 typedef int (*sld_progress_fn)(int step, int n_steps, double seconds_elapsed, void *user);
 
+/* SLD telemetry: what safety guidance did on one loop iteration to one image
+ * (docs/TELEMETRY.md derives each quantity from the SLD formula). Computed in
+ * the guidance pass itself from the float32 UNet outputs, sums in double, per
+ * image over its latent (C x h x w elements). With
+ *     g = eps_p - eps_u,  d = eps_p - eps_S,
+ *     mu = d >= lambda ? 0 : min(1, s_S |d|),
+ *     gamma = mu (eps_S - eps_u) + s_m nu,  nu' = beta_m nu + (1 - beta_m) gamma,
+ * and "applied" meaning i >= delta (before the warm-up ends gamma is formed,
+ * and feeds the momentum, but is not subtracted), the fields are: */
+typedef struct {
+    int step;            /* loop iteration i, 0-based (UNet evaluations; PNDM makes steps+1) */
+    int n_steps;         /* iterations of the loop */
+    int image;           /* index in the batch */
+    double timestep;     /* the scheduler's timestep of this iteration */
+    int sld;             /* 1 when safety guidance runs in this generation */
+    int applied;         /* 1 when sld and i >= delta: gamma was subtracted */
+    double mask_share;   /* elements with mu > 0 / elements; 0 when not applied */
+    double scale_mean;   /* sum of mu / elements (all elements); 0 when not applied.
+                          * mean over the masked ones = scale_mean / mask_share */
+    double scale_max;    /* max of mu; 0 when not applied */
+    double cfg_norm;     /* ||eps_p - eps_u||_2 (the CFG direction before s_g) */
+    double safety_norm;  /* ||gamma||_2 of the applied term, 0 when not applied (it
+                          * enters the prediction as -s_g gamma; compare with cfg_norm) */
+    double momentum_norm; /* ||nu'||_2 after this iteration's update (builds in warm-up) */
+    double cos_prompt_concept; /* cos(eps_p - eps_u, eps_S - eps_u): how far the prompt's
+                                * guidance points toward the safety concept; 0 when SLD is
+                                * off or either norm is 0 */
+} sld_step_stats;
+
+/* Telemetry callback, called after every guidance step (before the progress
+ * callback) with stats[n_images] and map [n_images, map_h, map_w]: this
+ * iteration's applied ||gamma|| at each latent position (L2 norm over the
+ * latent channels; 0 where and when not applied). Both pointers are valid
+ * during the call only. Return nonzero to cancel. */
+typedef int (*sld_telemetry_fn)(const sld_step_stats *stats, int n_images, const float *map,
+                                int map_w, int map_h, void *user);
+
+/* Per-image summary of a generation's telemetry. */
+typedef struct {
+    double steered_share; /* mean over iterations of mask_share: the share of (element,
+                           * iteration) pairs where the safety scale was applied */
+    double peak_share;    /* the largest mask_share of one iteration */
+    int peak_step;        /* the first iteration with peak_share; -1 when never steered */
+    int steps_steered;    /* iterations with mask_share > 0 */
+    double mean_scale;    /* mean of mu over the steered (element, iteration) pairs; 0 if none */
+    double safety_total;  /* sum over iterations of safety_norm */
+} sld_safety_summary;
+
+/* Summary of image `image` from steps [n_steps, n_images] (step-major, as in
+ * sld_gen_result.steps). */
+void sld_safety_summary_get(const sld_step_stats *steps, int n_steps, int n_images, int image,
+                            sld_safety_summary *out);
+
 typedef struct {
     const char *prompt;
     const char *negative_prompt; /* NULL or "" = unconditional */
@@ -189,6 +242,8 @@ typedef struct {
     int keep_flagged;            /* do not black out flagged images */
     sld_progress_fn progress;
     void *progress_user;
+    sld_telemetry_fn telemetry;  /* optional per-iteration SLD telemetry (see above) */
+    void *telemetry_user;
 } sld_gen_params;
 
 void sld_gen_params_default(sld_gen_params *p);
@@ -201,6 +256,12 @@ typedef struct {
     float *latents;       /* [n, 4, height/8, width/8] final latents */
     int *nsfw;            /* [n] safety checker flag, or NULL when not run */
     double seconds;       /* wall time of the whole call */
+    /* SLD telemetry (docs/TELEMETRY.md), always filled: */
+    int n_steps;                /* loop iterations */
+    sld_step_stats *steps;      /* [n_steps, n] step-major: steps[i * n + image] */
+    float *safety_map;          /* [n, height/8, width/8] sum over iterations of the applied
+                                 * ||gamma|| per latent position; all 0 without SLD */
+    sld_safety_summary *summary; /* [n] */
 } sld_gen_result;
 
 sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out, sld_error *err);
@@ -210,6 +271,19 @@ void sld_gen_result_free(sld_gen_result *r);
  * "parameters" tEXt chunk (NULL for none). */
 sld_status sld_png_write(const char *path, const uint8_t *rgb, int width, int height,
                          const char *parameters, sld_error *err);
+
+/* Renders a safety map [map_h, map_w] (one image of sld_gen_result.safety_map
+ * or of a telemetry callback's map) as an 8-bit RGB heatmap rgb [height,
+ * width, 3]: bilinear upsampling (half-pixel centres, edges clamped), then
+ * v = min(1, value / vmax), with vmax <= 0 meaning the map's own maximum
+ * (an all-zero map renders as black), through the "sld-heat" colormap:
+ * black (v = 0), violet (0.25), red (0.5), orange (0.75), pale yellow (1),
+ * linear between. With under (rgb [height, width, 3], may be NULL) the heat
+ * is drawn over that image with opacity 0.75 v, so unsteered pixels keep the
+ * image. Errors: SLD_ERR_INVALID_ARG (sizes, NULL, non-finite vmax). */
+sld_status sld_safety_map_render(const float *map, int map_w, int map_h, float vmax,
+                                 const uint8_t *under, int width, int height, uint8_t *rgb,
+                                 sld_error *err);
 
 /* The A1111-style "parameters" text of a generation ("prompt\nNegative prompt:
  * ...\nSteps: 50, Sampler: PLMS, CFG scale: 7.5, Seed: 42, Size: 512x512, Model:

@@ -10,7 +10,9 @@
  *   2. latents = randn([N,4,h,w], generator) * init_noise_sigma;
  *   3. per loop iteration i (UNet evaluations; PNDM makes steps+1): scale the
  *      input, one batched UNet call, CFG + SLD (sample/guidance.c), scheduler
- *      step (noise for ancestral samplers from the same generator);
+ *      step (noise for ancestral samplers from the same generator); the
+ *      guidance pass also measures SLD telemetry (out->steps, safety_map,
+ *      summary; the optional telemetry callback sees each iteration);
  *   4. decode latents * (1/scaling) (Safe) or latents / scaling (plain), clamp
  *      x/2+0.5 to [0,1], 8-bit with round-half-to-even like numpy;
  *   5. optional safety checker; flagged images are blacked out unless kept.
@@ -52,6 +54,9 @@ void sld_gen_result_free(sld_gen_result *r)
     sld_free(r->image_float);
     sld_free(r->latents);
     sld_free(r->nsfw);
+    sld_free(r->steps);
+    sld_free(r->safety_map);
+    sld_free(r->summary);
     memset(r, 0, sizeof *r);
 }
 
@@ -223,6 +228,7 @@ sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out
     sld_guidance_state gst = {0};
     float *ctx = NULL, *x = NULL, *x_in = NULL, *unet_in = NULL, *unet_out = NULL,
           *guided = NULL, *tsteps = NULL, *img = NULL;
+    float *step_map = NULL; /* [N, h, w] this iteration's applied ||gamma|| (telemetry) */
 
     sld_sched_opts so;
     sld_sched_opts_default(&so);
@@ -245,8 +251,15 @@ sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out
     out->image_float = sld_malloc((size_t)N * H * W * 3 * sizeof(float));
     out->pixels = sld_malloc((size_t)N * H * W * 3);
     img = sld_malloc_aligned((size_t)3 * H * W * sizeof(float));
+    /* telemetry: small (iterations x N records, two N x h x w maps) */
+    const int n_iters = sld_sched_n_iters(sched);
+    out->steps = sld_calloc((size_t)n_iters * N, sizeof *out->steps);
+    out->safety_map = sld_calloc((size_t)N * h * w, sizeof(float));
+    out->summary = sld_calloc((size_t)N, sizeof *out->summary);
+    step_map = sld_malloc((size_t)N * h * w * sizeof(float));
     if (!ctx || !x || !x_in || !unet_in || !unet_out || !guided || !tsteps || !out->latents ||
-        !out->image_float || !out->pixels || !img) {
+        !out->image_float || !out->pixels || !img || !out->steps || !out->safety_map ||
+        !out->summary || !step_map) {
         st = sld_err(err, SLD_ERR_NOMEM, "out of memory for a %dx%d batch of %d", W, H, N);
         goto done;
     }
@@ -305,9 +318,21 @@ sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out
         const float *eu = cfg_on ? unet_out : NULL;
         const float *ep = unet_out + (size_t)(cfg_on ? 1 : 0) * lat;
         const float *es = sld_on ? unet_out + 2 * lat : NULL;
-        if ((st = sld_guidance_apply(eu, ep, es, lat, it, p->cfg, &p->sld, sld_on ? &gst : NULL,
-                                     guided, err)))
+        sld_step_stats *ss = out->steps + (size_t)it * N;
+        if ((st = sld_guidance_apply_traced(eu, ep, es, lat, N, lat_c, it, p->cfg, &p->sld,
+                                            sld_on ? &gst : NULL, guided, ss, step_map, err)))
             goto done;
+        for (int b = 0; b < N; b++) {
+            ss[b].n_steps = iters;
+            ss[b].timestep = sld_sched_timestep(sched, it);
+        }
+        for (size_t k = 0; k < (size_t)N * h * w; k++)
+            out->safety_map[k] += step_map[k];
+        if (p->telemetry && p->telemetry(ss, N, step_map, w, h, p->telemetry_user)) {
+            st = sld_err(err, SLD_ERR_CANCELLED, "generation cancelled at step %d of %d", it + 1,
+                         iters);
+            goto done;
+        }
         if ((st = sld_sched_step(sched, it, guided, x, lat, rng, NULL, err)))
             goto done;
         if (p->progress && p->progress(it + 1, iters, sld_time_now() - t0, p->progress_user)) {
@@ -317,6 +342,9 @@ sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out
         }
     }
     memcpy(out->latents, x, lat * sizeof(float));
+    out->n_steps = iters;
+    for (int b = 0; b < N; b++)
+        sld_safety_summary_get(out->steps, iters, N, b, &out->summary[b]);
     /* peak memory: the UNet's and the VAE's activations are never resident together */
     sld_unet_trim(m->unet);
 
@@ -384,5 +412,6 @@ done:
     sld_free(guided);
     sld_free(tsteps);
     sld_free(img);
+    sld_free(step_map);
     return st;
 }

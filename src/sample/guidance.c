@@ -7,6 +7,8 @@
  * hyperparameters are rounded to float32 as torch does for a tensor-scalar
  * op, and (1 - beta_m) is formed in double first, as python does. FMA
  * contraction is off: a fused multiply-add would move results by an ulp.
+ * The telemetry of sld_guidance_apply_traced is summed in double beside the
+ * float32 formula, in element order (deterministic, thread-count free).
  */
 #include "sample/guidance.h"
 
@@ -81,46 +83,120 @@ void sld_guidance_state_free(sld_guidance_state *st)
     st->n = 0;
 }
 
-sld_status sld_guidance_apply(const float *eps_u, const float *eps_p, const float *eps_s,
-                              size_t n, int i, float cfg, const sld_safety *s,
-                              sld_guidance_state *st, float *out, sld_error *err)
+/* Norms and cosine of one image from its double sums. */
+static void stats_finish(sld_step_stats *o, size_t ne, double gg, double cc, double gc,
+                         double gam, double mom, double mu_sum, float mu_max, size_t masked)
 {
-    if (!sld_guidance_cfg_active(cfg)) {
-        if (out != eps_p)
-            memmove(out, eps_p, n * sizeof(float));
-        return SLD_OK;
-    }
-    if (!sld_guidance_sld_active(cfg, s)) {
-        for (size_t k = 0; k < n; k++) {
-            float g = eps_p[k] - eps_u[k];
-            out[k] = eps_u[k] + cfg * g;
-        }
-        return SLD_OK;
-    }
-    if (!eps_s || !st || !st->mom || st->n != n)
+    o->cfg_norm = sqrt(gg);
+    o->momentum_norm = sqrt(mom);
+    o->safety_norm = sqrt(gam);
+    o->mask_share = ne ? (double)masked / (double)ne : 0.0;
+    o->scale_mean = ne ? mu_sum / (double)ne : 0.0;
+    o->scale_max = mu_max;
+    o->cos_prompt_concept = gg > 0 && cc > 0 ? gc / (sqrt(gg) * sqrt(cc)) : 0.0;
+}
+
+sld_status sld_guidance_apply_traced(const float *eps_u, const float *eps_p, const float *eps_s,
+                                     size_t n, int n_images, int channels, int i, float cfg,
+                                     const sld_safety *s, sld_guidance_state *st, float *out,
+                                     sld_step_stats *stats, float *map, sld_error *err)
+{
+    if (n_images < 1 || channels < 1 || n % ((size_t)n_images * (size_t)channels))
+        return sld_err(err, SLD_ERR_INVALID_ARG,
+                       "guidance: %zu elements do not split into %d images of %d channels", n,
+                       n_images, channels);
+    const size_t per = n / (size_t)n_images, hw = per / (size_t)channels;
+    const int cfg_on = sld_guidance_cfg_active(cfg), sld_on = sld_guidance_sld_active(cfg, s);
+    if (sld_on && (!eps_s || !st || !st->mom || st->n != n))
         return sld_err(err, SLD_ERR_INVALID_ARG,
                        "guidance: SLD needs the safety prediction and a momentum state of %zu "
                        "values",
                        n);
+    const int warm = sld_on && i >= s->warmup_steps;
+    if (map)
+        memset(map, 0, (size_t)n_images * hw * sizeof(float));
+    if (!cfg_on) {
+        if (out != eps_p)
+            memmove(out, eps_p, n * sizeof(float));
+        if (stats)
+            for (int b = 0; b < n_images; b++)
+                stats[b] = (sld_step_stats){.step = i, .image = b};
+        return SLD_OK;
+    }
+    if (!sld_on) {
+        for (int b = 0; b < n_images; b++) {
+            double gg = 0;
+            for (size_t k = (size_t)b * per; k < (size_t)(b + 1) * per; k++) {
+                float g = eps_p[k] - eps_u[k];
+                gg += (double)g * g;
+                out[k] = eps_u[k] + cfg * g;
+            }
+            if (stats) {
+                stats[b] = (sld_step_stats){.step = i, .image = b};
+                stats[b].cfg_norm = sqrt(gg);
+            }
+        }
+        return SLD_OK;
+    }
+    /* the formula of guidance.h, plus the telemetry sums (double; they do
+     * not touch the float32 path, so out is the same with or without them) */
     const float s_s = s->guidance_scale, lambda = s->threshold, s_m = s->momentum_scale;
     const float beta = s->mom_beta;
     const float one_minus_beta = (float)(1.0 - (double)s->mom_beta);
-    const int warm = i >= s->warmup_steps;
     float *mom = st->mom;
-    for (size_t k = 0; k < n; k++) {
-        const float u = eps_u[k], p = eps_p[k], c = eps_s[k];
-        float g = p - u;
-        float d = p - c;
-        float scale = fabsf(d) * s_s;
-        if (scale > 1.0f)
-            scale = 1.0f;
-        float mu = d >= lambda ? 0.0f : scale;
-        float gs = (c - u) * mu;
-        gs = gs + s_m * mom[k];
-        mom[k] = beta * mom[k] + one_minus_beta * gs;
-        if (warm)
-            g = g - gs;
-        out[k] = u + cfg * g;
+    for (int b = 0; b < n_images; b++) {
+        double gg = 0, cc = 0, gc = 0, gam = 0, mm = 0, mu_sum = 0;
+        float mu_max = 0.0f;
+        size_t masked = 0;
+        float *mp = map ? map + (size_t)b * hw : NULL;
+        for (int ch = 0; ch < channels; ch++) {
+            const size_t base = (size_t)b * per + (size_t)ch * hw;
+            for (size_t q = 0; q < hw; q++) {
+                const size_t k = base + q;
+                const float u = eps_u[k], p = eps_p[k], c = eps_s[k];
+                float g = p - u;
+                float d = p - c;
+                float scale = fabsf(d) * s_s;
+                if (scale > 1.0f)
+                    scale = 1.0f;
+                float mu = d >= lambda ? 0.0f : scale;
+                float cu = c - u;
+                float gs = cu * mu;
+                gs = gs + s_m * mom[k];
+                mom[k] = beta * mom[k] + one_minus_beta * gs;
+                gg += (double)g * g;
+                cc += (double)cu * cu;
+                gc += (double)g * cu;
+                mm += (double)mom[k] * mom[k];
+                if (warm) {
+                    g = g - gs;
+                    double g2 = (double)gs * gs;
+                    gam += g2;
+                    if (mp)
+                        mp[q] += (float)g2;
+                    /* branch-free: mu is 0 outside the mask */
+                    masked += mu > 0.0f;
+                    mu_sum += mu;
+                    mu_max = mu > mu_max ? mu : mu_max;
+                }
+                out[k] = u + cfg * g;
+            }
+        }
+        if (mp)
+            for (size_t q = 0; q < hw; q++)
+                mp[q] = sqrtf(mp[q]);
+        if (stats) {
+            stats[b] = (sld_step_stats){.step = i, .image = b, .sld = 1, .applied = warm};
+            stats_finish(&stats[b], per, gg, cc, gc, gam, mm, mu_sum, mu_max, masked);
+        }
     }
     return SLD_OK;
+}
+
+sld_status sld_guidance_apply(const float *eps_u, const float *eps_p, const float *eps_s,
+                              size_t n, int i, float cfg, const sld_safety *s,
+                              sld_guidance_state *st, float *out, sld_error *err)
+{
+    return sld_guidance_apply_traced(eps_u, eps_p, eps_s, n, 1, 1, i, cfg, s, st, out, NULL, NULL,
+                                     err);
 }

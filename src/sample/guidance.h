@@ -50,4 +50,17 @@ sld_status sld_guidance_apply(const float *eps_u, const float *eps_p, const floa
                               size_t n, int i, float cfg, const sld_safety *s,
                               sld_guidance_state *st, float *out, sld_error *err);
 
+/* sld_guidance_apply plus its telemetry, in the same pass (same bits in out).
+ * The n elements are n_images images of channels planes each (layout [N, C,
+ * h, w]: hw = n / (n_images * channels)). When stats is not NULL it receives
+ * stats[n_images] (step, image, sld, applied and the measured fields; step,
+ * n_steps and timestep are left for the caller except step = i); when map is
+ * not NULL it receives map[n_images, hw], the applied ||gamma|| at each
+ * position (L2 over channels), 0 where gamma was not applied. Errors as
+ * sld_guidance_apply, plus SLD_ERR_INVALID_ARG when n does not split. */
+sld_status sld_guidance_apply_traced(const float *eps_u, const float *eps_p, const float *eps_s,
+                                     size_t n, int n_images, int channels, int i, float cfg,
+                                     const sld_safety *s, sld_guidance_state *st, float *out,
+                                     sld_step_stats *stats, float *map, sld_error *err);
+
 #endif /* SLD_GUIDANCE_H */
