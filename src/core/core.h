@@ -106,22 +106,36 @@ double sld_time_now(void); /* monotonic seconds */
  * sld_free). Refuses files above max_bytes. */
 sld_status sld_file_read(const char *path, size_t max_bytes, char **out, size_t *len,
                          sld_error *err);
-/* Writes data to path atomically: path.tmp.<pid>, fsync, rename, fsync of
- * the folder. A failure (full disk, ...) leaves no partial file. */
+/* Writes data to path atomically: a unique temp file beside it, fsync,
+ * rename, fsync of the folder. A failure (full disk, ...) leaves no partial
+ * file. What path names decides the write (see sld_atomic_open). */
 sld_status sld_file_write_atomic(const char *path, const void *data, size_t len, sld_error *err);
 
-/* The same mechanism for writers that stream (libpng): open a temp file
- * beside path, write to a->f, then commit. commit takes the writer's status:
- * on success it flushes, fsyncs, renames into place and fsyncs the folder;
- * on failure (or when any step fails) it removes the temp file. Either way
- * a->f is closed and the returned status is final. */
+/* The same mechanism for writers that stream (libpng): open, write to a->f,
+ * then commit. commit takes the writer's status: on success it flushes,
+ * fsyncs, renames into place and fsyncs the folder; on failure (or when any
+ * step fails) it removes the temp file. Either way a->f is closed and the
+ * returned status is final.
+ *   path "-" or /dev/stdout: standard output (/dev/stderr, /dev/fd/N: that
+ *   descriptor), written through a duplicate of it. An existing non-regular file (device, FIFO,
+ *   /dev/stdout): written through in place, never replaced. A symbolic
+ *   link: its target is written (a dangling link or a loop is an error; the
+ *   link is never replaced). A folder: an error. Otherwise the temp file is
+ *   "<target>.tmp.<pid>.<8 hex>", created with O_EXCL|O_NOFOLLOW and held
+ *   under flock() until commit. */
 typedef struct {
     FILE *f;
-    const char *path;
-    char tmp[4096];
+    const char *path;   /* as given (for messages) */
+    bool through;       /* writing in place: no temp file, no rename */
+    char target[4096];  /* path with a symbolic link resolved */
+    char tmp[4160];
 } sld_atomic_file;
 sld_status sld_atomic_open(sld_atomic_file *a, const char *path, sld_error *err);
 sld_status sld_atomic_commit(sld_atomic_file *a, sld_status st, sld_error *err);
+/* Removes temp files of our naming in dir left by a killed process: those
+ * no process holds (flock) and older than 10 s. Others' files and temp files
+ * being written are kept. *n_removed (may be NULL) counts removals. */
+sld_status sld_tmp_cleanup(const char *dir, int *n_removed, sld_error *err);
 bool sld_path_is_dir(const char *path);
 bool sld_path_exists(const char *path);
 /* Joins a and b with one '/', into a new string (caller frees). */
