@@ -941,6 +941,8 @@ sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_ge
         if (!d || mkdir_p(d) != 0)
             st = sld_err(err, SLD_ERR_IO, "%s/%s: cannot create: %s", o->out_dir, sub,
                          d ? strerror(errno) : "out of memory");
+        else
+            (void)sld_tmp_cleanup(d, NULL, NULL); /* temp files of a killed run */
         sld_free(d);
     }
     gen_run g = {.o = o, .fn = fn, .user = user, .done = &done, .t0 = sld_time_now()};
