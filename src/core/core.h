@@ -47,6 +47,13 @@ static inline bool sld_mul_ok(size_t a, size_t b, size_t *out)
     return !__builtin_mul_overflow(a, b, out);
 }
 
+/* Clamps v into [0, 1] for any float: NaN -> 0, -Inf -> 0, +Inf -> 1, so a
+ * following float -> uint8 conversion is always defined. */
+static inline float sld_unit_clamp(float v)
+{
+    return v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
+}
+
 /* ---- logging --------------------------------------------------------- */
 
 void sld_log(sld_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
