@@ -109,6 +109,11 @@ double sld_time_now(void); /* monotonic seconds */
 
 /* ---- files ------------------------------------------------------------ */
 
+/* Opens path for reading, refusing what is not a regular file (a FIFO
+ * given as weights once hung in open(): it is opened non-blocking, then
+ * checked) and naming a symbolic link loop as such. *st is filled. */
+struct stat;
+sld_status sld_open_read(const char *path, int *fd, struct stat *st, sld_error *err);
 /* Reads a whole file into a NUL-terminated buffer (caller frees with
  * sld_free). Refuses files above max_bytes. */
 sld_status sld_file_read(const char *path, size_t max_bytes, char **out, size_t *len,
@@ -144,6 +149,8 @@ sld_status sld_atomic_commit(sld_atomic_file *a, sld_status st, sld_error *err);
  * being written are kept. *n_removed (may be NULL) counts removals. */
 sld_status sld_tmp_cleanup(const char *dir, int *n_removed, sld_error *err);
 bool sld_path_is_dir(const char *path);
+/* stat succeeds, or the path is a symbolic link loop (so the opener reports
+ * the loop rather than a missing file). */
 bool sld_path_exists(const char *path);
 /* Joins a and b with one '/', into a new string (caller frees). */
 char *sld_path_join(const char *a, const char *b);

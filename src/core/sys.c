@@ -29,19 +29,54 @@ double sld_time_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+sld_status sld_open_read(const char *path, int *fd_out, struct stat *st, sld_error *err)
+{
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            return sld_err(err, SLD_ERR_IO,
+                           "%s: symbolic link loop (too many levels of links); fix the link",
+                           path);
+        return sld_err(err, SLD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    if (fstat(fd, st) != 0) {
+        int e = errno;
+        close(fd);
+        return sld_err(err, SLD_ERR_IO, "%s: cannot check: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return sld_err(err, SLD_ERR_IO, "%s: not a regular file (%s); give a file", path,
+                       S_ISDIR(st->st_mode)    ? "a folder"
+                       : S_ISFIFO(st->st_mode) ? "a FIFO"
+                       : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? "a device"
+                                                                       : "a special file");
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl != -1)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *fd_out = fd;
+    return SLD_OK;
+}
+
 sld_status sld_file_read(const char *path, size_t max_bytes, char **out, size_t *len,
                          sld_error *err)
 {
     *out = NULL;
     if (len)
         *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sld_err(err, SLD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return sld_err(err, SLD_ERR_IO, "%s: not a regular file", path);
+    int fd;
+    sld_status ost = sld_open_read(path, &fd, &st, err);
+    if (ost)
+        return ost;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return sld_err(err, SLD_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
     if ((uint64_t)st.st_size > max_bytes) {
         fclose(f);
@@ -294,7 +329,8 @@ bool sld_path_is_dir(const char *path)
 bool sld_path_exists(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0;
+    /* a link loop "exists": opening it then says what is wrong */
+    return stat(path, &st) == 0 || errno == ELOOP;
 }
 
 char *sld_path_join(const char *a, const char *b)

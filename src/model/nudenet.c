@@ -1763,6 +1763,17 @@ sld_status sld_nudenet_detect(sld_nudenet *n, const uint8_t *rgb, int w, int h,
     blob_from_rgb(sq, blob);
     if ((st = sld_nudenet_forward(n, blob, out, err)))
         goto done;
+    /* NaN scores compare false against every threshold: NaN weights once
+     * labelled every image safe */
+    for (size_t i = 0; i < (size_t)SLD_NUDENET_ROWS * SLD_NUDENET_ANCHORS; i++)
+        if (!isfinite(out[i])) {
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "nudenet: the detector's output holds %s (row %zu, anchor %zu); the "
+                         "ONNX weights hold non-finite values",
+                         isnan(out[i]) ? "NaN" : "Inf", i / SLD_NUDENET_ANCHORS,
+                         i % SLD_NUDENET_ANCHORS);
+            goto done;
+        }
     int nc = sld_nudenet_candidates(out, w, h, cands);
     int nk = sld_nudenet_nms(cands, nc, keep);
     if (nk < 0) {
