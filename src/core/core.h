@@ -102,6 +102,14 @@ const char *sld_isa_name(sld_isa isa);
  * cores). Our kernels split only independent outputs across threads, so
  * results do not depend on it. */
 void sld_threads_set(int n);
+/* One bound on thread counts for every command and entry point:
+ * SLD_THREADS_PER_CPU x the online CPUs (100000 threads once overflowed
+ * libgomp's stacks; 4096 on 2 CPUs made a 0.4 s job take minutes).
+ * sld_threads_clamp returns min(n, sld_threads_max()) and logs a warning
+ * saying so when it lowers n; sld_threads_set applies the bound silently. */
+#define SLD_THREADS_PER_CPU 4
+int sld_threads_max(void);
+int sld_threads_clamp(int n);
 int sld_threads_get(void);
 
 /* ---- time ------------------------------------------------------------- */

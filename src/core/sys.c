@@ -13,11 +13,33 @@
 #include <time.h>
 #include <unistd.h>
 
+int sld_threads_max(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        cpus = 1;
+    return (int)(cpus > 1024 ? 4096 : SLD_THREADS_PER_CPU * cpus);
+}
+
+int sld_threads_clamp(int n)
+{
+    int mx = sld_threads_max();
+    if (n > mx) {
+        sld_log(SLD_LOG_WARN,
+                "%d threads asked for; using %d (at most %d per online CPU, %ld online): more "
+                "only adds overhead, and very many overflow the thread stacks",
+                n, mx, SLD_THREADS_PER_CPU, sysconf(_SC_NPROCESSORS_ONLN));
+        return mx;
+    }
+    return n;
+}
+
 void sld_threads_set(int n)
 {
     if (n <= 0)
         n = omp_get_num_procs();
-    omp_set_num_threads(n);
+    int mx = sld_threads_max();
+    omp_set_num_threads(n > mx ? mx : n);
 }
 
 int sld_threads_get(void) { return omp_get_max_threads(); }

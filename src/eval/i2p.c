@@ -1277,7 +1277,7 @@ sld_status sld_i2p_eval(const sld_i2p_eval_opts *o, sld_error *err)
                        "i2p eval: needs the CLIP folder (--clip) and the NudeNet ONNX file "
                        "(--nudenet)");
     real_classifiers rc = {0};
-    sld_threads_set(o->n_threads);
+    sld_threads_set(sld_threads_clamp(o->n_threads));
     sld_status st = sld_q16_open(&rc.q16, o->clip, o->q16, err);
     if (!st)
         st = sld_nudenet_open(&rc.nn, o->nudenet, err);

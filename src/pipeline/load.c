@@ -578,7 +578,7 @@ sld_status sld_ctx_new(sld_ctx **out, sld_model *m, int n_threads, sld_error *er
     if (!c)
         return nomem(err);
     c->m = m;
-    c->n_threads = n_threads;
+    c->n_threads = sld_threads_clamp(n_threads);
     *out = c;
     return SLD_OK;
 }
