@@ -153,7 +153,7 @@ typedef struct {
 sld_status sld_atomic_open(sld_atomic_file *a, const char *path, sld_error *err);
 sld_status sld_atomic_commit(sld_atomic_file *a, sld_status st, sld_error *err);
 /* Removes temp files of our naming in dir left by a killed process: those
- * no process holds (flock) and older than 10 s. Others' files and temp files
+ * no process holds (flock) and older than 2 s. Others' files and temp files
  * being written are kept. *n_removed (may be NULL) counts removals. */
 sld_status sld_tmp_cleanup(const char *dir, int *n_removed, sld_error *err);
 bool sld_path_is_dir(const char *path);

@@ -449,7 +449,7 @@ sld_status sld_tmp_cleanup(const char *dir, int *n_removed, sld_error *err)
             continue;
         /* a writer holds its temp file under flock from (almost) the moment
          * it exists; the age margin covers that first instant */
-        if (now - st.st_mtime < 10)
+        if (now - st.st_mtime < 2)
             continue;
         int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
