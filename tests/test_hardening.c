@@ -584,6 +584,28 @@ static void test_kill9_resume(void)
     unlink(other);
 }
 
+/* ---- messages --------------------------------------------------------------- */
+
+/* Error messages quote names from files; raw bytes (an ONNX op name with
+ * control characters or invalid UTF-8) are replaced, valid UTF-8 kept. */
+static void test_message_bytes(void)
+{
+    sld_error err;
+    sld_err(&err, SLD_ERR_FORMAT, "node '%s': op '%s'", "n\x1b[31m\x01", "Bad\xff\xc3Z\n");
+    CHECK_MSG(!strcmp(err.msg, "node 'n?[31m?': op 'Bad??Z?'"), "%s", err.msg);
+    sld_err(&err, SLD_ERR_FORMAT, "caf\xc3\xa9 \xe2\x9c\x93 %s", "\xf0\x9f\x98\x80");
+    CHECK_MSG(!strcmp(err.msg, "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80"), "%s", err.msg);
+    sld_err_prefix(&err, "%s", "\x7f");
+    CHECK(!strncmp(err.msg, "?: caf", 6));
+    /* a model file whose node names hold raw bytes: the loader's message
+     * is clean (a zero-filled ONNX fails early; any message must be clean) */
+    static const uint8_t junk[] = {0x0a, 0x05, 'a', 0x01, 0xff, 0x1b, 'b', 0x12, 0x02, 0xc3, 0x28};
+    sld_nudenet *nn = NULL;
+    CHECK(sld_nudenet_open_mem(&nn, junk, sizeof junk, "x\x01.onnx", &err) != SLD_OK && !nn);
+    for (const unsigned char *p = (const unsigned char *)err.msg; *p; p++)
+        CHECK_MSG(*p >= 0x20 && *p != 0x7f, "%s", err.msg);
+}
+
 int main(void)
 {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/sld_test_hardening_%ld", (long)getpid());
@@ -608,6 +630,7 @@ int main(void)
     snprintf(g_sd2, sizeof g_sd2, "%s", r2);
     free(r1);
     free(r2);
+    RUN(test_message_bytes);
     RUN(test_mixed_parts);
     RUN(test_config_values);
     RUN(test_nan_weights);
