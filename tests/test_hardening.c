@@ -249,6 +249,19 @@ static void test_nan_weights(void)
             CHECK(access(tmp("nan.png"), F_OK) != 0);
         }
     }
+    /* a NaN safety checker passed every image */
+    const char *v = tmp("nan-sc");
+    make_variant(v, g_sd1, "safety_checker", NULL);
+    char w[900], args[2048];
+    snprintf(w, sizeof w, "%s/safety_checker/model.safetensors", v);
+    poison_weights(w);
+    snprintf(args, sizeof args,
+             "generate --model %s --prompt x --steps 2 --width 64 --height 64 --quiet --threads 1 "
+             "-o %s",
+             v, tmp("nan.png"));
+    CHECK_MSG(run_sld(args) == 1 && strstr(err_text(), "NaN/Inf") &&
+                  strstr(err_text(), "safety"),
+              "%s", err_text());
 }
 
 /* ---- special inputs --------------------------------------------------------- */
