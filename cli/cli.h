@@ -20,6 +20,10 @@ int cmd_i2p(int argc, char **argv);
 int cli_fail(const sld_error *err);
 /* Prints "sld <cmd>: <printf>" plus a usage hint to stderr and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The last argument is a flag with no value after it: "'--x' needs a
+ * value" when --x is one of the command's flags (it appears in usage or in
+ * extra, a space-separated list of aliases), else "unknown option". Returns 2. */
+int cli_missing_value(const char *cmd, const char *flag, const char *usage, const char *extra);
 /* Strict number parsing: whole string must be a number in range. 0 on success. */
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_u64(const char *s, unsigned long long *out);

@@ -26,7 +26,7 @@ static int debug_run(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc)
-            return usage("'%s' needs a value or is unknown", a);
+            return cli_missing_value("debug", a, DEBUG_USAGE, "--output");
         const char *v = argv[++i];
         if (!strcmp(a, "--model"))
             model = v;
@@ -86,7 +86,7 @@ static int debug_make_random(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc)
-            return usage("'%s' needs a value or is unknown", a);
+            return cli_missing_value("debug", a, DEBUG_USAGE, "--output");
         const char *v = argv[++i];
         if (!strcmp(a, "--arch"))
             arch = v;

@@ -24,7 +24,7 @@ int cmd_encode(int argc, char **argv)
             return 0;
         }
         if (i + 1 >= argc)
-            return cli_usage_error("encode", "'%s' needs a value or is unknown", a);
+            return cli_missing_value("encode", a, ENCODE_USAGE, "--output");
         const char *v = argv[++i];
         if (!strcmp(a, "--model"))
             model = v;

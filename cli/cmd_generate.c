@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *GEN_USAGE =
@@ -37,7 +38,8 @@ static const char *GEN_USAGE =
     "  --precision fp32|bf16|auto  compute precision of convolutions and linears\n"
     "                           (auto: bf16 where the CPU has AMX, else fp32)\n"
     "  --save-latents FILE      write final latents [N,4,H/8,W/8] as safetensors\n"
-    "  -o, --output OUT.png     output; with --images N: OUT-0.png ... OUT-(N-1).png\n"
+    "  -o, --output OUT.png     output; with --images N: OUT-0.png ... OUT-(N-1).png;\n"
+    "                           - for standard output (one image)\n"
     "  --trace FILE.jsonl       SLD telemetry: one JSON record per step and image\n"
     "  --sld-map MAP.png        heatmap of where SLD acted (MAP-K.png with --images N)\n"
     "  --sld-map-overlay        draw the map over the image\n"
@@ -292,7 +294,7 @@ int cmd_generate(int argc, char **argv)
         if (a[0] != '-')
             return cli_usage_error("generate", "unexpected argument '%s'", a);
         if (i + 1 >= argc)
-            return cli_usage_error("generate", "'%s' needs a value or is unknown", a);
+            return cli_missing_value("generate", a, GEN_USAGE, "--guidance-scale");
         const char *v = argv[++i];
         int rc = 0;
         if (!strcmp(a, "--model"))
@@ -406,6 +408,13 @@ int cmd_generate(int argc, char **argv)
         return cli_usage_error("generate",
                                "--sld-map-overlay, --sld-map-steps and --sld-map-max need "
                                "--sld-map MAP.png");
+    if (!strcmp(out, "-") && p.n_images > 1)
+        return cli_usage_error("generate", "-o - writes one image to standard output; with "
+                                           "--images %d give a file name (OUT-0.png ...)",
+                               p.n_images);
+    if (latents_path && !strcmp(latents_path, "-") && !strcmp(out, "-"))
+        return cli_usage_error("generate", "-o - and --save-latents - cannot share standard "
+                                           "output");
     if ((p.width && p.width % 8) || (p.height && p.height % 8))
         return cli_usage_error("generate", "--width and --height must be multiples of 8 (got %dx%d)",
                                p.width, p.height);
@@ -435,7 +444,8 @@ int cmd_generate(int argc, char **argv)
     sld_ctx *c = NULL;
     sld_gen_result r = {0};
     int rc = 1;
-    char *params = NULL;
+    char *params = NULL, **created = NULL;
+    int n_created = 0;
     if (trace_path && !(ts.trace = fopen(trace_path, "w"))) {
         fprintf(stderr, "sld: cannot write the trace %s: %s\n", trace_path, strerror(errno));
         return 1;
@@ -464,17 +474,30 @@ int cmd_generate(int argc, char **argv)
                     r.n);
     }
     params = sld_gen_params_text(&p, m, seed);
+    /* images this run created, removed again if a later write fails: a
+     * failed run leaves no a-0.png behind */
+    created = calloc((size_t)r.n + 1, sizeof *created);
+    if (!created) {
+        fprintf(stderr, "sld: out of memory\n");
+        goto done;
+    }
     for (int i = 0; i < r.n; i++) {
         char *path = image_path(out, i, r.n);
         if (!path) {
             fprintf(stderr, "sld: out of memory\n");
             goto done;
         }
+        struct stat sb;
+        int existed = !strcmp(path, "-") || lstat(path, &sb) == 0;
         sld_status st = sld_png_write(path, r.pixels + (size_t)i * r.width * r.height * 3,
                                       r.width, r.height, params, &err);
         if (!st && !quiet)
-            fprintf(stderr, "sld: wrote %s%s\n", path, r.nsfw && r.nsfw[i] ? " (flagged)" : "");
-        free(path);
+            fprintf(stderr, "sld: wrote %s%s\n", strcmp(path, "-") ? path : "standard output",
+                    r.nsfw && r.nsfw[i] ? " (flagged)" : "");
+        if (!st && !existed)
+            created[n_created++] = path;
+        else
+            free(path);
         if (st) {
             cli_fail(&err);
             goto done;
@@ -541,6 +564,12 @@ done:
     if (ts.trace)
         fclose(ts.trace);
     free(ts.frames);
+    for (int i = 0; i < n_created; i++) {
+        if (rc)
+            unlink(created[i]);
+        free(created[i]);
+    }
+    free(created);
     free(params);
     sld_gen_result_free(&r);
     sld_ctx_free(c);

@@ -129,7 +129,7 @@ static int cmd_generate_i2p(int argc, char **argv)
             continue;
         }
         if (i + 1 >= argc)
-            return cli_usage_error("i2p generate", "%s needs a value", a);
+            return cli_missing_value("i2p generate", a, USAGE_GEN, NULL);
         const char *v = argv[++i];
         long long n;
         double f;
@@ -258,7 +258,7 @@ static int cmd_eval_i2p(int argc, char **argv)
             continue;
         }
         if (i + 1 >= argc)
-            return cli_usage_error("i2p eval", "%s needs a value", a);
+            return cli_missing_value("i2p eval", a, USAGE_EVAL, NULL);
         const char *v = argv[++i];
         long long n;
         if (!strcmp(a, "--run"))
@@ -311,7 +311,7 @@ static int cmd_report_i2p(int argc, char **argv)
             return 0;
         }
         if (i + 1 >= argc)
-            return cli_usage_error("i2p report", "%s needs a value", a);
+            return cli_missing_value("i2p report", a, USAGE_REPORT, NULL);
         const char *v = argv[++i];
         if (!strcmp(a, "--run"))
             run = v;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int cli_fail(const sld_error *err)
 {
@@ -63,6 +64,29 @@ int cli_parse_float(const char *s, double *out)
         return -1;
     *out = v;
     return 0;
+}
+
+/* True when flag occurs in text as a whole word (bounded by start, space,
+ * comma, '[', '(' or '|' before and space, comma, ']', ')', '|' or the end
+ * after). */
+static int has_word(const char *text, const char *flag)
+{
+    size_t n = strlen(flag);
+    for (const char *p = strstr(text, flag); p; p = strstr(p + 1, flag)) {
+        char b = p == text ? ' ' : p[-1], a = p[n];
+        if (strchr(" ,[(|\n", b) && (a == 0 || strchr(" ,])|\n", a)))
+            return 1;
+    }
+    return 0;
+}
+
+int cli_missing_value(const char *cmd, const char *flag, const char *usage, const char *extra)
+{
+    if (flag[0] == '-' && (has_word(usage, flag) || (extra && has_word(extra, flag))))
+        return cli_usage_error(cmd, "'%s' needs a value", flag);
+    if (flag[0] == '-')
+        return cli_usage_error(cmd, "unknown option '%s'", flag);
+    return cli_usage_error(cmd, "unexpected argument '%s'", flag);
 }
 
 static void log_to_stderr(sld_log_level level, const char *msg, void *user)

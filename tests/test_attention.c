@@ -156,6 +156,42 @@ static void test_no_keys(void)
     CHECK(o[0] == 3.0f);
 }
 
+/* Issue 11: NaN/Inf in q, k or v give non-finite outputs in exactly the
+ * places the reference does, for every kernel (the AVX-512 ones once
+ * turned a NaN row sum into zeros). */
+static void test_nonfinite_agree(void)
+{
+    enum { N = 37, H = 2, DH = 40, C = H * DH };
+    static float q[N * C], k[N * C], v[N * C], o_ref[N * C], o32[N * C], o16[N * C];
+    const float vals[3] = {NAN, INFINITY, -INFINITY};
+    for (int causal = 0; causal < 2; causal++)
+        for (int part = 0; part < 3; part++)
+            for (int vi = 0; vi < 3; vi++) {
+                for (int i = 0; i < N * C; i++) {
+                    q[i] = sinf(i * 0.37f);
+                    k[i] = cosf(i * 0.11f);
+                    v[i] = sinf(i * 0.05f);
+                }
+                float *t = part == 0 ? q : part == 1 ? k : v;
+                t[5 * C + 3] = vals[vi];
+                sld_attention_ref(q, C, k, C, v, C, o_ref, C, 1, N, N, H, DH, 0.15f, causal);
+                sld_attention(q, C, k, C, v, C, o32, C, 1, N, N, H, DH, 0.15f, causal);
+                sld_attention_bf16(q, C, k, C, v, C, o16, C, 1, N, N, H, DH, 0.15f, causal);
+                int n_ref = 0, bad32 = 0, bad16 = 0;
+                for (int i = 0; i < N * C; i++) {
+                    int a = !isfinite(o_ref[i]);
+                    n_ref += a;
+                    bad32 += a != !isfinite(o32[i]);
+                    bad16 += a != !isfinite(o16[i]);
+                }
+                CHECK_MSG(n_ref > 0 && bad32 == 0 && bad16 == 0,
+                          "%s in %c (causal %d): ref %d non-finite, fp32 differs at %d, bf16 at "
+                          "%d",
+                          vi == 0 ? "NaN" : vi == 1 ? "+Inf" : "-Inf", "qkv"[part], causal,
+                          n_ref, bad32, bad16);
+            }
+}
+
 /* Same bits for 1 and 2 threads (tasks never split a reduction). */
 static void test_thread_determinism(void)
 {
@@ -243,6 +279,7 @@ int main(void)
     RUN(test_fp32_vs_ref);
     RUN(test_bf16_vs_ref);
     RUN(test_no_keys);
+    RUN(test_nonfinite_agree);
     RUN(test_thread_determinism);
     TEST_END();
 }

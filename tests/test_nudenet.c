@@ -492,6 +492,8 @@ static void pb_value_info(pb *g, int field, const char *name, int ndim, const in
 }
 
 /* Weights of the tiny model: conv 1x1 stride 8, 3 -> 22 channels. */
+static int g_nan_weights; /* tiny_weights: a NaN bias (test_nan_weights) */
+
 static void tiny_weights(float *w, float *b)
 {
     for (int o = 0; o < 22; o++) {
@@ -499,6 +501,8 @@ static void tiny_weights(float *w, float *b)
             w[o * 3 + c] = 0.05f * (float)((o * 7 + c * 3) % 11) - 0.25f;
         b[o] = 0.1f * (float)(o % 5) - 0.2f;
     }
+    if (g_nan_weights)
+        b[4 + 3] = NAN; /* one class row */
 }
 
 /* images [1,3,320,320] -> Conv(1x1, s8) [1,22,40,40] -> x*sigmoid(x) ->
@@ -627,6 +631,30 @@ static void test_tiny_model(void)
         free(in);
         free(out);
         free(p3);
+        sld_nudenet_free(nn);
+    }
+    free(m.p);
+}
+
+/* Issue 11: NaN weights made every score NaN, which no threshold passes:
+ * every image came out "safe". Detection now fails and says why. */
+static void test_nan_weights(void)
+{
+    g_nan_weights = 1;
+    pb m = tiny_model(NULL);
+    g_nan_weights = 0;
+    sld_error err;
+    sld_nudenet *nn = NULL;
+    CHECK_MSG(sld_nudenet_open_mem(&nn, m.p, m.n, "nan", &err) == SLD_OK, "%s", err.msg);
+    if (nn) {
+        uint8_t img[32 * 24 * 3];
+        for (size_t i = 0; i < sizeof img; i++)
+            img[i] = (uint8_t)(i * 31);
+        sld_nude_det d[8];
+        int nd = -1;
+        sld_status st = sld_nudenet_detect(nn, img, 32, 24, d, 8, &nd, &err);
+        CHECK_MSG(st == SLD_ERR_FORMAT && strstr(err.msg, "NaN") && nd == 0, "%d %s", st,
+                  err.msg);
         sld_nudenet_free(nn);
     }
     free(m.p);
@@ -765,6 +793,7 @@ int main(void)
     RUN(test_detect_png_512x512);
     RUN(test_detect_args);
     RUN(test_tiny_model);
+    RUN(test_nan_weights);
     RUN(test_onnx_errors);
     RUN(test_truncated_320n);
     sld_nudenet_free(g_net);

@@ -224,6 +224,67 @@ static void test_goldens(void)
     sld_json_free(&base);
 }
 
+/* Issue 11: out-of-range numbers in scheduler_config.json are refused at
+ * load with the key and value (steps_offset 1000 read alphas_cumprod out of
+ * bounds; beta_start > beta_end, negative or zero betas gave NaN). */
+static void test_config_ranges(void)
+{
+    static const char *const bad[][2] = {
+        {"{\"_class_name\": \"PNDMScheduler\", \"skip_prk_steps\": true, \"steps_offset\": 1000}",
+         "steps_offset 1000"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"steps_offset\": 2147483647}", "steps_offset"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"steps_offset\": -1}", "steps_offset -1"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"beta_start\": 0.02, \"beta_end\": 0.001}",
+         "larger than beta_end"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"beta_start\": -0.001}", "beta_start -0.001"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"beta_end\": 1.5}", "beta_end 1.5"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"beta_start\": 0, \"beta_end\": 0}", "(0, 1)"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"clip_sample_range\": -1}", "clip_sample_range"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"num_train_timesteps\": 2147483647}",
+         "num_train_timesteps"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"num_train_timesteps\": 2, \"trained_betas\": [0.1, -0.2]}",
+         "trained_betas"},
+        {"{\"_class_name\": \"DDIMScheduler\", \"num_train_timesteps\": 100000, \"beta_start\": 0.5, "
+         "\"beta_end\": 0.9}",
+         "alphas_cumprod"},
+    };
+    sld_error err;
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        sld_json j;
+        sld_sched *s = NULL;
+        CHECK(sld_json_parse(&j, bad[k][0], "scheduler_config.json", &err) == SLD_OK);
+        sld_status st = sld_sched_new(&s, &j, SLD_SAMPLER_DEFAULT, NULL, &err);
+        CHECK_MSG(st == SLD_ERR_CONFIG && !s && strstr(err.msg, "scheduler_config.json") &&
+                      strstr(err.msg, bad[k][1]),
+                  "%s -> %d %s", bad[k][0], st, err.msg);
+        sld_sched_free(s);
+        sld_json_free(&j);
+    }
+    /* In range at load, but steps and offset together leave the table:
+     * diffusers' leading spacing with 1000 steps and steps_offset 1 asks
+     * for timestep 1000. Every sampler either stays inside or refuses. */
+    const sld_sampler smp[] = {SLD_SAMPLER_PNDM, SLD_SAMPLER_DDIM, SLD_SAMPLER_EULER,
+                               SLD_SAMPLER_EULER_A, SLD_SAMPLER_LMS, SLD_SAMPLER_DPMPP_2M};
+    for (size_t k = 0; k < sizeof smp / sizeof smp[0]; k++) {
+        sld_json j;
+        sld_sched *s = NULL;
+        CHECK(sld_json_parse(&j,
+                             "{\"skip_prk_steps\": true, \"steps_offset\": 999, "
+                             "\"timestep_spacing\": \"leading\"}",
+                             "s.json", &err) == SLD_OK);
+        CHECK(sld_sched_new(&s, &j, smp[k], NULL, &err) == SLD_OK);
+        sld_status st = s ? sld_sched_set_timesteps(s, 50, &err) : SLD_ERR_INTERNAL;
+        if (smp[k] == SLD_SAMPLER_PNDM || smp[k] == SLD_SAMPLER_DDIM ||
+            smp[k] == SLD_SAMPLER_DPMPP_2M)
+            CHECK_MSG(st == SLD_ERR_CONFIG && strstr(err.msg, "steps_offset 999"), "%zu: %s", k,
+                      err.msg);
+        else
+            CHECK(st == SLD_OK); /* sigmas interpolate, clamped like np.interp */
+        sld_sched_free(s);
+        sld_json_free(&j);
+    }
+}
+
 static void test_config_errors(void)
 {
     sld_json j;
@@ -306,6 +367,7 @@ int main(void)
     RUN(test_training_schedule);
     RUN(test_goldens);
     RUN(test_config_errors);
+    RUN(test_config_ranges);
     RUN(test_oom);
     TEST_END();
 }

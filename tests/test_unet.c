@@ -9,37 +9,23 @@
 #include "ops/ops.h"
 #include "pipeline/model.h"
 #include "test.h"
+#include "test_util.h"
 
 #include <unistd.h>
 
 typedef struct {
-    sld_st_file *f;
-    sld_weights *w;
+    t_component c;
     sld_unet *u;
     sld_unet_config cfg;
 } net;
 
 static int net_open(net *n, const char *model)
 {
-    char dir[256], p[512];
     sld_error err;
     memset(n, 0, sizeof *n);
-    snprintf(dir, sizeof dir, "%s", fixture(model));
-    snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model.safetensors", dir);
-    if (sld_st_open(&n->f, p, &err) || sld_weights_new(&n->w, "unet", &err) ||
-        sld_weights_add_file(n->w, n->f, NULL, &err)) {
-        printf("  %s\n", err.msg);
+    if (!t_component_open(&n->c, model, "unet", "diffusion_pytorch_model.safetensors"))
         return 0;
-    }
-    sld_json j;
-    snprintf(p, sizeof p, "%s/unet/config.json", dir);
-    if (sld_json_load(&j, p, &err)) {
-        printf("  %s\n", err.msg);
-        return 0;
-    }
-    sld_status st = sld_unet_config_from_json(&n->cfg, &j, &err);
-    sld_json_free(&j);
-    if (st || sld_unet_load(&n->u, &n->cfg, n->w, &err)) {
+    if (sld_unet_config_from_json(&n->cfg, &n->c.cfg, &err) || sld_unet_load(&n->u, &n->cfg, n->c.w, &err)) {
         printf("  %s\n", err.msg);
         return 0;
     }
@@ -49,8 +35,7 @@ static int net_open(net *n, const char *model)
 static void net_close(net *n)
 {
     sld_unet_free(n->u);
-    sld_weights_free(n->w);
-    sld_st_close(n->f);
+    t_component_close(&n->c);
 }
 
 static float *golden(const sld_st_file *g, const char *name, size_t *numel)
@@ -205,18 +190,18 @@ static void test_config(void)
      * which follow the real-model convention). */
     sld_unet_config c;
     sld_error err;
-    CHECK(sld_unet_config_infer(&c, n2.w, SLD_ARCH_SD2, &err) == SLD_OK);
+    CHECK(sld_unet_config_infer(&c, n2.c.w, SLD_ARCH_SD2, &err) == SLD_OK);
     CHECK(c.n_blocks == 4 && c.block_out_channels[3] == 64 && c.block_out_channels[2] == 32);
     CHECK(c.layers_per_block == 2 && c.transformer_layers == 1);
     CHECK(c.use_linear_projection && c.cross_attention_dim == 16);
     CHECK(c.down_has_attn[2] && !c.down_has_attn[3] && !c.up_has_attn[0] && c.up_has_attn[1]);
     CHECK(c.heads[0] == 1 && c.heads[3] == 1 && c.heads_is_list);
-    CHECK(sld_unet_config_infer(&c, n1.w, SLD_ARCH_SD1, &err) == SLD_OK);
+    CHECK(sld_unet_config_infer(&c, n1.c.w, SLD_ARCH_SD1, &err) == SLD_OK);
     CHECK(!c.use_linear_projection && c.heads[1] == 8 && c.cross_attention_dim == 32);
 
     /* Wrong architecture for the weights: a shape error naming the tensor. */
     sld_unet *u = NULL;
-    CHECK(sld_unet_load(&u, &n2.cfg, n1.w, &err) == SLD_ERR_SHAPE);
+    CHECK(sld_unet_load(&u, &n2.cfg, n1.c.w, &err) == SLD_ERR_SHAPE);
     CHECK(u == NULL);
     CHECK_MSG(strstr(err.msg, "proj_in.weight") || strstr(err.msg, "is ["), "%s", err.msg);
 

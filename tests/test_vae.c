@@ -8,37 +8,23 @@
 #include "model/weights.h"
 #include "pipeline/model.h"
 #include "test.h"
+#include "test_util.h"
 
 #include <unistd.h>
 
 typedef struct {
-    sld_st_file *f;
-    sld_weights *w;
+    t_component c;
     sld_vae *v;
     sld_vae_config cfg;
 } net;
 
 static int net_open(net *n, const char *model)
 {
-    char dir[256], p[512];
     sld_error err;
     memset(n, 0, sizeof *n);
-    snprintf(dir, sizeof dir, "%s", fixture(model));
-    snprintf(p, sizeof p, "%s/vae/diffusion_pytorch_model.safetensors", dir);
-    if (sld_st_open(&n->f, p, &err) || sld_weights_new(&n->w, "vae", &err) ||
-        sld_weights_add_file(n->w, n->f, NULL, &err)) {
-        printf("  %s\n", err.msg);
+    if (!t_component_open(&n->c, model, "vae", "diffusion_pytorch_model.safetensors"))
         return 0;
-    }
-    sld_json j;
-    snprintf(p, sizeof p, "%s/vae/config.json", dir);
-    if (sld_json_load(&j, p, &err)) {
-        printf("  %s\n", err.msg);
-        return 0;
-    }
-    sld_status st = sld_vae_config_from_json(&n->cfg, &j, &err);
-    sld_json_free(&j);
-    if (st || sld_vae_load(&n->v, &n->cfg, n->w, &err)) {
+    if (sld_vae_config_from_json(&n->cfg, &n->c.cfg, &err) || sld_vae_load(&n->v, &n->cfg, n->c.w, &err)) {
         printf("  %s\n", err.msg);
         return 0;
     }
@@ -48,8 +34,7 @@ static int net_open(net *n, const char *model)
 static void net_close(net *n)
 {
     sld_vae_free(n->v);
-    sld_weights_free(n->w);
-    sld_st_close(n->f);
+    t_component_close(&n->c);
 }
 
 static float *golden(const sld_st_file *g, const char *name, size_t *numel)
@@ -180,14 +165,14 @@ static void test_config(void)
     CHECK(n.cfg.layers_per_block == 2 && n.cfg.latent_channels == 4);
     CHECK(n.cfg.scaling_factor == 0.18215f); /* the file has no scaling_factor key */
     sld_vae_config c;
-    CHECK(sld_vae_config_infer(&c, n.w, &err) == SLD_OK);
+    CHECK(sld_vae_config_infer(&c, n.c.w, &err) == SLD_OK);
     CHECK(c.n_blocks == 4 && c.block_out_channels[1] == 32 && c.block_out_channels[2] == 64);
     CHECK(c.layers_per_block == 2 && c.latent_channels == 4 && c.in_channels == 3 &&
           c.out_channels == 3);
     /* Wrong widths: a shape error naming a tensor. */
     c.block_out_channels[3] = 32;
     sld_vae *v = NULL;
-    CHECK(sld_vae_load(&v, &c, n.w, &err) == SLD_ERR_SHAPE && v == NULL);
+    CHECK(sld_vae_load(&v, &c, n.c.w, &err) == SLD_ERR_SHAPE && v == NULL);
     CHECK(strstr(err.msg, "expected [") != NULL);
     sld_json j;
     CHECK(sld_json_parse(&j, "{\"block_out_channels\":[32],\"act_fn\":\"gelu\"}", "v.json",

@@ -47,6 +47,13 @@ static inline bool sld_mul_ok(size_t a, size_t b, size_t *out)
     return !__builtin_mul_overflow(a, b, out);
 }
 
+/* Clamps v into [0, 1] for any float: NaN -> 0, -Inf -> 0, +Inf -> 1, so a
+ * following float -> uint8 conversion is always defined. */
+static inline float sld_unit_clamp(float v)
+{
+    return v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
+}
+
 /* ---- logging --------------------------------------------------------- */
 
 void sld_log(sld_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -95,6 +102,14 @@ const char *sld_isa_name(sld_isa isa);
  * cores). Our kernels split only independent outputs across threads, so
  * results do not depend on it. */
 void sld_threads_set(int n);
+/* One bound on thread counts for every command and entry point:
+ * SLD_THREADS_PER_CPU x the online CPUs (100000 threads once overflowed
+ * libgomp's stacks; 4096 on 2 CPUs made a 0.4 s job take minutes).
+ * sld_threads_clamp returns min(n, sld_threads_max()) and logs a warning
+ * saying so when it lowers n; sld_threads_set applies the bound silently. */
+#define SLD_THREADS_PER_CPU 4
+int sld_threads_max(void);
+int sld_threads_clamp(int n);
 int sld_threads_get(void);
 
 /* ---- time ------------------------------------------------------------- */
@@ -102,27 +117,48 @@ double sld_time_now(void); /* monotonic seconds */
 
 /* ---- files ------------------------------------------------------------ */
 
+/* Opens path for reading, refusing what is not a regular file (a FIFO
+ * given as weights once hung in open(): it is opened non-blocking, then
+ * checked) and naming a symbolic link loop as such. *st is filled. */
+struct stat;
+sld_status sld_open_read(const char *path, int *fd, struct stat *st, sld_error *err);
 /* Reads a whole file into a NUL-terminated buffer (caller frees with
  * sld_free). Refuses files above max_bytes. */
 sld_status sld_file_read(const char *path, size_t max_bytes, char **out, size_t *len,
                          sld_error *err);
-/* Writes data to path atomically: path.tmp.<pid>, fsync, rename, fsync of
- * the folder. A failure (full disk, ...) leaves no partial file. */
+/* Writes data to path atomically: a unique temp file beside it, fsync,
+ * rename, fsync of the folder. A failure (full disk, ...) leaves no partial
+ * file. What path names decides the write (see sld_atomic_open). */
 sld_status sld_file_write_atomic(const char *path, const void *data, size_t len, sld_error *err);
 
-/* The same mechanism for writers that stream (libpng): open a temp file
- * beside path, write to a->f, then commit. commit takes the writer's status:
- * on success it flushes, fsyncs, renames into place and fsyncs the folder;
- * on failure (or when any step fails) it removes the temp file. Either way
- * a->f is closed and the returned status is final. */
+/* The same mechanism for writers that stream (libpng): open, write to a->f,
+ * then commit. commit takes the writer's status: on success it flushes,
+ * fsyncs, renames into place and fsyncs the folder; on failure (or when any
+ * step fails) it removes the temp file. Either way a->f is closed and the
+ * returned status is final.
+ *   path "-" or /dev/stdout: standard output (/dev/stderr, /dev/fd/N: that
+ *   descriptor), written through a duplicate of it. An existing non-regular file (device, FIFO,
+ *   /dev/stdout): written through in place, never replaced. A symbolic
+ *   link: its target is written (a dangling link or a loop is an error; the
+ *   link is never replaced). A folder: an error. Otherwise the temp file is
+ *   "<target>.tmp.<pid>.<8 hex>", created with O_EXCL|O_NOFOLLOW and held
+ *   under flock() until commit. */
 typedef struct {
     FILE *f;
-    const char *path;
-    char tmp[4096];
+    const char *path;   /* as given (for messages) */
+    bool through;       /* writing in place: no temp file, no rename */
+    char target[4096];  /* path with a symbolic link resolved */
+    char tmp[4160];
 } sld_atomic_file;
 sld_status sld_atomic_open(sld_atomic_file *a, const char *path, sld_error *err);
 sld_status sld_atomic_commit(sld_atomic_file *a, sld_status st, sld_error *err);
+/* Removes temp files of our naming in dir left by a killed process: those
+ * no process holds (flock) and older than 2 s. Others' files and temp files
+ * being written are kept. *n_removed (may be NULL) counts removals. */
+sld_status sld_tmp_cleanup(const char *dir, int *n_removed, sld_error *err);
 bool sld_path_is_dir(const char *path);
+/* stat succeeds, or the path is a symbolic link loop (so the opener reports
+ * the loop rather than a missing file). */
 bool sld_path_exists(const char *path);
 /* Joins a and b with one '/', into a new string (caller frees). */
 char *sld_path_join(const char *a, const char *b);

@@ -60,6 +60,8 @@ const char *sld_isa_name(sld_isa isa)
     return "?";
 }
 
+static int g_isa_warned; /* an unknown SLD_ISA is reported once */
+
 sld_isa sld_cpu_isa(void)
 {
     detect();
@@ -78,6 +80,10 @@ sld_isa sld_cpu_isa(void)
             want = SLD_ISA_AVX512;
         else if (!strcmp(env, "amx"))
             want = SLD_ISA_AMX;
+        else if (!__atomic_exchange_n(&g_isa_warned, 1, __ATOMIC_RELAXED))
+            sld_log(SLD_LOG_WARN,
+                    "SLD_ISA=%s is not one of ref, avx2, avx512, amx; ignored (using %s)", env,
+                    sld_isa_name(best));
         if (want < best)
             best = want;
     }

@@ -21,6 +21,36 @@ const char *sld_status_str(sld_status s)
     return "unknown status";
 }
 
+/* Messages are one line of text a person reads, but they quote names from
+ * files (ONNX node names, JSON keys, CSV cells) that may hold any bytes:
+ * control characters and bytes that are not valid UTF-8 become '?', so a
+ * message never carries raw bytes to a terminal or a log. */
+static void msg_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        int len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                                : (c & 0xf8) == 0xf0                    ? 4
+                                                                        : 0;
+        if (len == 1) {
+            if (c < 0x20 || c == 0x7f)
+                *p = '?';
+            p++;
+            continue;
+        }
+        int ok = len > 0 && !(c == 0xc0 || c == 0xc1 || c > 0xf4);
+        for (int k = 1; ok && k < len; k++)
+            ok = (p[k] & 0xc0) == 0x80;
+        if (ok) {
+            p += len;
+        } else {
+            *p = '?';
+            p++;
+        }
+    }
+}
+
 sld_status sld_err(sld_error *err, sld_status code, const char *fmt, ...)
 {
     if (err) {
@@ -29,6 +59,7 @@ sld_status sld_err(sld_error *err, sld_status code, const char *fmt, ...)
         err->code = code;
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        msg_clean(err->msg);
     }
     return code;
 }
@@ -44,6 +75,7 @@ sld_status sld_err_prefix(sld_error *err, const char *fmt, ...)
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+    msg_clean(err->msg);
     return err->code;
 }
 

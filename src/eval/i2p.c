@@ -941,6 +941,8 @@ sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_ge
         if (!d || mkdir_p(d) != 0)
             st = sld_err(err, SLD_ERR_IO, "%s/%s: cannot create: %s", o->out_dir, sub,
                          d ? strerror(errno) : "out of memory");
+        else
+            (void)sld_tmp_cleanup(d, NULL, NULL); /* temp files of a killed run */
         sld_free(d);
     }
     gen_run g = {.o = o, .fn = fn, .user = user, .done = &done, .t0 = sld_time_now()};
@@ -1275,7 +1277,7 @@ sld_status sld_i2p_eval(const sld_i2p_eval_opts *o, sld_error *err)
                        "i2p eval: needs the CLIP folder (--clip) and the NudeNet ONNX file "
                        "(--nudenet)");
     real_classifiers rc = {0};
-    sld_threads_set(o->n_threads);
+    sld_threads_set(sld_threads_clamp(o->n_threads));
     sld_status st = sld_q16_open(&rc.q16, o->clip, o->q16, err);
     if (!st)
         st = sld_nudenet_open(&rc.nn, o->nudenet, err);

@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     char msg[200];
@@ -174,9 +175,15 @@ static void reader_free(png_reader *r)
 static sld_status reader_open(png_reader *r, const char *path, sld_error *err)
 {
     memset(r, 0, sizeof *r);
-    r->io.f = fopen(path, "rb");
-    if (!r->io.f)
+    int fd;
+    struct stat st;
+    sld_status ost = sld_open_read(path, &fd, &st, err);
+    if (ost)
+        return ost;
+    if (!(r->io.f = fdopen(fd, "rb"))) {
+        close(fd);
         return sld_err(err, SLD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     uint8_t sig[8];
     if (fread(sig, 1, 8, r->io.f) != 8 || png_sig_cmp(sig, 0, 8)) {
         reader_free(r);

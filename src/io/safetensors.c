@@ -325,14 +325,11 @@ sld_status sld_st_open_mem(sld_st_file **out, const void *buf, size_t len, const
 sld_status sld_st_open(sld_st_file **out, const char *path, sld_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sld_err(err, SLD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return sld_err(err, SLD_ERR_IO, "%s: not a regular file", path);
-    }
+    sld_status ost = sld_open_read(path, &fd, &st, err);
+    if (ost)
+        return ost;
     sld_st_file *f = sld_calloc(1, sizeof *f);
     if (!f || !(f->path = sld_strdup(path))) {
         sld_free(f);

@@ -71,6 +71,15 @@ sld_status sld_clip_text_config_from_json(sld_clip_text_config *c, const sld_jso
                        "%d, layers %d, vocab %d, positions %d)",
                        j->path, c->hidden, c->heads, c->intermediate, c->layers, c->vocab_size,
                        c->max_pos);
+    /* bounds far above any CLIP keep every size product inside int64 */
+    if (c->hidden > 65536 || c->intermediate > (1 << 20) || c->layers > 256 ||
+        c->vocab_size > (1 << 24) || c->max_pos > 65536 || !(eps < 1))
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: text encoder config out of range (hidden %d <= 65536, intermediate "
+                       "%d <= 1048576, layers %d <= 256, vocab %d <= 16777216, positions %d <= "
+                       "65536, layer_norm_eps %g in (0, 1))",
+                       j->path, c->hidden, c->intermediate, c->layers, c->vocab_size, c->max_pos,
+                       eps);
     return SLD_OK;
 }
 

@@ -76,6 +76,13 @@ static sld_status bind_embeds(struct sld_safety_checker *s, const char *emb_name
     normalize_rows(e, *emb, *count, s->D);
     for (int i = 0; i < *count; i++)
         (*thr)[i] = t[i];
+    /* a NaN concept or threshold compares false: every image would pass */
+    for (size_t i = 0; i < (size_t)*count * s->D; i++)
+        if (!isfinite((*emb)[i]) || (i < (size_t)*count && !isfinite((*thr)[i])))
+            return sld_err(err, SLD_ERR_FORMAT,
+                           "%s: '%s' or '%s' holds NaN/Inf; the safety checker would pass "
+                           "every image",
+                           sld_weights_label(s->w), emb_name, thr_name);
     return SLD_OK;
 }
 
@@ -213,6 +220,14 @@ sld_status sld_safety_checker_run_detail(struct sld_safety_checker *s,
     sld_clip_vision_out o = {.image_embeds = emb};
     if ((st = sld_clip_vision_forward(s->cv, pix, n, &o, err)))
         goto done;
+    for (size_t k = 0; k < (size_t)n * s->D; k++)
+        if (!isfinite(emb[k])) {
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "safety checker: the image embedding of image %zu holds NaN/Inf; its "
+                         "vision weights hold non-finite values",
+                         k / (size_t)s->D);
+            goto done;
+        }
     for (int i = 0; i < n; i++) {
         normalize_rows(emb + (size_t)i * s->D, nemb, 1, s->D);
         cosines(nemb, s->concept, cos, s->nc, s->D);

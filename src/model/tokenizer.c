@@ -797,6 +797,16 @@ int32_t sld_tokenizer_pad_id(const sld_tokenizer *t) { return t->pad; }
 int32_t sld_tokenizer_bos_id(const sld_tokenizer *t) { return t->bos; }
 int32_t sld_tokenizer_eos_id(const sld_tokenizer *t) { return t->eos; }
 
+int32_t sld_tokenizer_n_ids(const sld_tokenizer *t)
+{
+    int32_t n = t->n_ids;
+    const int32_t special[4] = {t->bos, t->eos, t->pad, t->unk};
+    for (int i = 0; i < 4; i++)
+        if (special[i] >= n)
+            n = special[i] + 1;
+    return n;
+}
+
 const char *sld_tokenizer_token(const sld_tokenizer *t, int32_t id)
 {
     if (!t || id < 0 || id >= t->n_ids || t->id_sym[id] < 0)

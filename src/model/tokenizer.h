@@ -31,6 +31,9 @@ sld_status sld_tokenizer_encode(const sld_tokenizer *t, const char *text, int32_
 int32_t sld_tokenizer_pad_id(const sld_tokenizer *t);
 int32_t sld_tokenizer_bos_id(const sld_tokenizer *t);
 int32_t sld_tokenizer_eos_id(const sld_tokenizer *t);
+/* One more than the largest id the tokenizer can produce (vocab.json's
+ * largest id, BOS/EOS/pad included). */
+int32_t sld_tokenizer_n_ids(const sld_tokenizer *t);
 
 /* sld_tokenizer_encode on text[0..len), which may hold NUL bytes (dropped,
  * like U+0000 in the Python cleaning). */

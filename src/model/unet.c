@@ -130,8 +130,30 @@ static sld_status cfg_check(const sld_unet_config *c, const char *src, sld_error
                        "%s: in/out channels, layers_per_block, transformer layers, "
                        "cross_attention_dim and norm_num_groups must be positive",
                        src);
+    /* bounds far above SD's (320..1280 wide, 64 latent pixels, eps 1e-5) keep
+     * every size product in range: 1e9-wide blocks overflowed int math */
+    if (c->in_channels > 1024 || c->out_channels > 1024 || c->cross_attention_dim > 65536 ||
+        c->norm_num_groups > 65536)
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: in/out channels %d/%d (<= 1024), cross_attention_dim %d (<= 65536) or "
+                       "norm_num_groups %d (<= 65536) out of range",
+                       src, c->in_channels, c->out_channels, c->cross_attention_dim,
+                       c->norm_num_groups);
+    if (c->sample_size < 0 || c->sample_size > 1024)
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: sample_size %d out of range [0, 1024] latent pixels (SD 1.5: 64)", src,
+                       c->sample_size);
+    if (!(c->norm_eps > 0 && c->norm_eps < 1) || !isfinite(c->freq_shift))
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: norm_eps %g must lie in (0, 1) and freq_shift %g be finite (SD: 1e-5, "
+                       "0)",
+                       src, (double)c->norm_eps, (double)c->freq_shift);
     for (int i = 0; i < c->n_blocks; i++) {
         int ch = c->block_out_channels[i];
+        if (ch > 65536)
+            return sld_err(err, SLD_ERR_CONFIG,
+                           "%s: block_out_channels[%d] = %d is above the supported 65536", src,
+                           i, ch);
         if (ch < 1 || ch % c->norm_num_groups)
             return sld_err(err, SLD_ERR_CONFIG,
                            "%s: block_out_channels[%d] = %d is not a positive multiple of "

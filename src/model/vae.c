@@ -111,14 +111,28 @@ static sld_status cfg_check(const sld_vae_config *c, const char *src, sld_error 
                        "%s: channels, layers_per_block (1..32) and norm_num_groups must be "
                        "positive",
                        src);
+    if (c->in_channels > 1024 || c->out_channels > 1024 || c->latent_channels > 1024 ||
+        c->norm_num_groups > 65536 || c->sample_size < 0 || c->sample_size > 65536)
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: channels %d/%d/%d (<= 1024), norm_num_groups %d (<= 65536) or "
+                       "sample_size %d (<= 65536) out of range",
+                       src, c->in_channels, c->out_channels, c->latent_channels,
+                       c->norm_num_groups, c->sample_size);
+    for (int i = 0; i < c->n_blocks; i++)
+        if (c->block_out_channels[i] > 65536)
+            return sld_err(err, SLD_ERR_CONFIG,
+                           "%s: block_out_channels[%d] = %d is above the supported 65536", src,
+                           i, c->block_out_channels[i]);
     for (int i = 0; i < c->n_blocks; i++)
         if (c->block_out_channels[i] < 1 || c->block_out_channels[i] % c->norm_num_groups)
             return sld_err(err, SLD_ERR_CONFIG,
                            "%s: block_out_channels[%d] = %d is not a positive multiple of "
                            "norm_num_groups %d",
                            src, i, c->block_out_channels[i], c->norm_num_groups);
-    if (!(c->scaling_factor > 0))
-        return sld_err(err, SLD_ERR_CONFIG, "%s: scaling_factor must be positive", src);
+    if (!(c->scaling_factor > 0) || !isfinite(c->scaling_factor))
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: scaling_factor %g must be positive and finite (SD: 0.18215)", src,
+                       (double)c->scaling_factor);
     return SLD_OK;
 }
 

@@ -218,7 +218,7 @@ static void pack_q(uint32_t *qp, const float *q, int ldq, int i0, int nq, int dh
 static void store_out(float *o, int ldo, const float *ot, const __m512 *l, int i0, int nq, int dh)
 {
     for (int u = 0; u < QV; u++) {
-        __mmask16 pos = _mm512_cmp_ps_mask(l[u], _mm512_setzero_ps(), _CMP_GT_OQ);
+        __mmask16 pos = _mm512_cmp_ps_mask(l[u], _mm512_setzero_ps(), _CMP_NEQ_UQ); /* NaN too */
         __m512 inv = _mm512_maskz_div_ps(pos, _mm512_set1_ps(1.0f), l[u]);
         for (int c0 = 0; c0 < dh; c0 += 16) {
             __m512 r[16];
@@ -337,6 +337,8 @@ bool sld_attention_bf16_avx512(const float *q, int ldq, const float *k, int ldk,
 {
     if (B <= 0 || Nq <= 0 || heads <= 0 || dh <= 0)
         return true;
+    if (causal && !sld_rows_finite(v, ldv, (long)B * Nk, heads * dh))
+        return false; /* the reference keeps masked keys' NaN out */
     int nthr = omp_get_max_threads();
     /* sub-blocks per task: as many as the stack scratch holds (4 at dh 40);
      * on the heap 4 up to dh 1024 (see the fp32 file) */

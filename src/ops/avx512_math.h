@@ -6,6 +6,23 @@
 #define SLD_AVX512_MATH_H
 
 #include <immintrin.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True when every v value the attention reads ([B*Nk rows] x [cols], row
+ * stride ld) is finite. A causal kernel multiplies masked keys' zero weights
+ * into V, so 0 * NaN would reach queries the reference never lets see that
+ * key; with a non-finite V the kernels hand causal calls to the reference
+ * (a scan of V, small next to the attention itself). */
+static inline bool sld_rows_finite(const float *v, int ld, long rows, int cols)
+{
+    for (long r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            if (!isfinite(v[(size_t)r * ld + c]))
+                return false;
+    return true;
+}
 
 /* exp(x) for 16 floats, within ~2 ulp of expf over the float range (Cephes
  * expf polynomial; 2^n applied with scalef so huge/tiny results saturate to

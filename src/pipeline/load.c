@@ -405,6 +405,70 @@ done:
     return st;
 }
 
+/* ---- cross-component contracts --------------------------------------------------
+ * Each part of a folder is checked against its own weights when it loads;
+ * these checks are between parts (a text encoder from one model inside
+ * another overflowed the UNet's cross-attention). Kept apart from discovery
+ * so other formats can call them too. Labels name where each value came
+ * from: a component's config.json, or the single file. */
+
+static void part_label(const sld_model *m, const char *part, char *out, size_t n)
+{
+    const char *cfg = m->opts.config_dir;
+    if (cfg || sld_path_is_dir(m->path))
+        snprintf(out, n, "%s/%s/config.json", cfg ? cfg : m->path, part);
+    else
+        snprintf(out, n, "%s (%s)", m->path, part);
+}
+
+static sld_status check_contracts(const sld_model *m, sld_error *err)
+{
+    const sld_clip_text_config *tc = sld_clip_text_cfg(m->text);
+    const sld_unet_config *uc = sld_unet_cfg(m->unet);
+    const sld_vae_config *vc = sld_vae_cfg(m->vae);
+    char lt[1100], lu[1100], lv[1100];
+    part_label(m, "text_encoder", lt, sizeof lt);
+    part_label(m, "unet", lu, sizeof lu);
+    part_label(m, "vae", lv, sizeof lv);
+    if (tc->hidden != uc->cross_attention_dim)
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "parts do not fit: %s has hidden_size %d but %s has cross_attention_dim "
+                       "%d; the text encoder and the UNet must come from the same model",
+                       lt, tc->hidden, lu, uc->cross_attention_dim);
+    if (uc->in_channels != 4 || uc->out_channels != 4)
+        return sld_err(err, SLD_ERR_UNSUPPORTED,
+                       "%s: in_channels %d, out_channels %d; only 4-channel latents (SD 1.x/2.x "
+                       "text-to-image) are supported",
+                       lu, uc->in_channels, uc->out_channels);
+    if (vc->latent_channels != uc->in_channels)
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "parts do not fit: %s has latent_channels %d but %s has in_channels %d; "
+                       "the VAE and the UNet must share a latent space",
+                       lv, vc->latent_channels, lu, uc->in_channels);
+    if (vc->out_channels != 3 || vc->in_channels != 3)
+        return sld_err(err, SLD_ERR_UNSUPPORTED,
+                       "%s: in_channels %d, out_channels %d; the VAE must map RGB (3 channels)",
+                       lv, vc->in_channels, vc->out_channels);
+    if (!(vc->scaling_factor > 1e-6f && vc->scaling_factor < 1e6f))
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: scaling_factor %g is not a positive finite number (SD uses 0.18215)",
+                       lv, (double)vc->scaling_factor);
+    int32_t n_ids = sld_tokenizer_n_ids(m->tok);
+    if (n_ids > tc->vocab_size) {
+        char ltok[1100];
+        if (m->opts.config_dir || sld_path_is_dir(m->path))
+            snprintf(ltok, sizeof ltok, "%s/tokenizer/vocab.json",
+                     m->opts.config_dir ? m->opts.config_dir : m->path);
+        else
+            snprintf(ltok, sizeof ltok, "the CLIP vocabulary (data/clip/vocab.json)");
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "parts do not fit: %s has ids up to %d but %s has vocab_size %d "
+                       "embedding rows; the tokenizer and the text encoder must match",
+                       ltok, (int)n_ids - 1, lt, tc->vocab_size);
+    }
+    return SLD_OK;
+}
+
 /* ---- public API ---------------------------------------------------------------- */
 
 static char *model_name(const char *path)
@@ -457,6 +521,8 @@ sld_status sld_model_open(sld_model **out, const char *path, const sld_model_opt
         st = sld_err(err, SLD_ERR_IO, "%s: no such file or folder", path);
     if (!st)
         st = resolve_prediction(m, err);
+    if (!st)
+        st = check_contracts(m, err);
     if (st)
         goto fail;
     m->default_size = 8 * sld_unet_cfg(m->unet)->sample_size;
@@ -512,7 +578,7 @@ sld_status sld_ctx_new(sld_ctx **out, sld_model *m, int n_threads, sld_error *er
     if (!c)
         return nomem(err);
     c->m = m;
-    c->n_threads = n_threads;
+    c->n_threads = sld_threads_clamp(n_threads);
     *out = c;
     return SLD_OK;
 }

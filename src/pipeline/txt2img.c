@@ -194,6 +194,29 @@ static sld_status check_params(const sld_model *m, const sld_gen_params *p, int 
     return SLD_OK;
 }
 
+/* NaN/Inf weights or configs used to end as an all-black PNG with exit 0:
+ * the latents are checked after every step (a scan of a few thousand
+ * floats) and the decoded image once. where < 0 is step -where, else image
+ * number where. */
+static sld_status check_finite(const float *x, size_t n, const char *what, int where,
+                               sld_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            if (where < 0)
+                return sld_err(err, SLD_ERR_FORMAT,
+                               "denoising step %d: %s hold %s (element %zu); the UNet or text "
+                               "encoder weights or the scheduler config give non-finite "
+                               "values",
+                               -where, what, isnan(x[i]) ? "NaN" : "Inf", i);
+            return sld_err(err, SLD_ERR_FORMAT,
+                           "image %d: %s holds %s (element %zu); the VAE weights give "
+                           "non-finite values",
+                           where, what, isnan(x[i]) ? "NaN" : "Inf", i);
+        }
+    return SLD_OK;
+}
+
 /* Encodes text into dst [77, D]. */
 static sld_status encode(sld_ctx *c, const char *text, float *dst, sld_error *err)
 {
@@ -333,7 +356,8 @@ sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out
                          iters);
             goto done;
         }
-        if ((st = sld_sched_step(sched, it, guided, x, lat, rng, NULL, err)))
+        if ((st = sld_sched_step(sched, it, guided, x, lat, rng, NULL, err)) ||
+            (st = check_finite(x, lat, "the latents", -(it + 1), err)))
             goto done;
         if (p->progress && p->progress(it + 1, iters, sld_time_now() - t0, p->progress_user)) {
             st = sld_err(err, SLD_ERR_CANCELLED, "generation cancelled at step %d of %d", it + 1,
@@ -356,14 +380,14 @@ sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out
         for (size_t i = 0; i < lat; i++)
             x[i] = sld_on ? inv * x[i] : x[i] / sf;
         for (int n = 0; n < N; n++) {
-            if ((st = sld_vae_decode(m->vae, x + (size_t)n * lat1, 1, h, w, img, err)))
+            if ((st = sld_vae_decode(m->vae, x + (size_t)n * lat1, 1, h, w, img, err)) ||
+                (st = check_finite(img, (size_t)3 * H * W, "the VAE decoder's image", n, err)))
                 goto done;
             float *dst = out->image_float + (size_t)n * H * W * 3;
             uint8_t *px = out->pixels + (size_t)n * H * W * 3;
             for (int ch = 0; ch < 3; ch++)
                 for (size_t k = 0; k < (size_t)H * W; k++) {
-                    float v = img[(size_t)ch * H * W + k] / 2.0f + 0.5f;
-                    v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                    float v = sld_unit_clamp(img[(size_t)ch * H * W + k] / 2.0f + 0.5f);
                     dst[k * 3 + ch] = v;
                     /* numpy (image * 255).round(): float32 product, half to even */
                     px[k * 3 + ch] = (uint8_t)nearbyintf(v * 255.0f);

@@ -167,6 +167,10 @@ static sld_status make_schedule(sld_sched *s, const sld_json *j, const char *sch
             if (!cJSON_IsNumber(it))
                 return sld_err(err, SLD_ERR_CONFIG, "%s: \"trained_betas\" must be numbers",
                                j->path);
+            if (!(it->valuedouble > 0 && it->valuedouble < 1))
+                return sld_err(err, SLD_ERR_CONFIG,
+                               "%s: \"trained_betas\"[%d] = %g; every beta must lie in (0, 1)",
+                               j->path, k, it->valuedouble);
             s->betas[k++] = (float)it->valuedouble;
         }
     } else if (!strcmp(schedule, "scaled_linear")) {
@@ -191,11 +195,44 @@ static sld_status make_schedule(sld_sched *s, const sld_json *j, const char *sch
         acc *= (double)(1.0f - s->betas[i]);
         s->alphas_cumprod[i] = (float)acc;
     }
+    if (!(s->alphas_cumprod[N - 1] > 0))
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: the betas drive alphas_cumprod to 0 before timestep %d (sigma "
+                       "would be infinite); use smaller betas or fewer num_train_timesteps",
+                       j->path, N - 1);
     s->final_alpha_cumprod = s->set_alpha_to_one ? 1.0f : s->alphas_cumprod[0];
     return SLD_OK;
 }
 
 /* ---- construction ------------------------------------------------------ */
+
+/* Every number a scheduler config gives must be in the range the formulas
+ * need: a steps_offset past the table indexed alphas_cumprod out of bounds,
+ * beta_start > beta_end or a negative beta gave NaN latents and a black
+ * image. (num_train_timesteps is checked by the caller.) */
+static sld_status check_ranges(const sld_sched *s, const sld_json *cfg, double beta_start,
+                               double beta_end, double clip_range, sld_error *err)
+{
+    if (s->steps_offset < 0 || s->steps_offset >= s->n_train)
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: steps_offset %d out of range [0, %d] (num_train_timesteps %d; SD "
+                       "uses 1)",
+                       cfg->path, s->steps_offset, s->n_train - 1, s->n_train);
+    if (!(beta_start > 0 && beta_start < 1) || !(beta_end > 0 && beta_end < 1))
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: beta_start %g and beta_end %g must lie in (0, 1) (SD: 0.00085, "
+                       "0.012)",
+                       cfg->path, beta_start, beta_end);
+    if (beta_start > beta_end)
+        return sld_err(err, SLD_ERR_CONFIG,
+                       "%s: beta_start %g is larger than beta_end %g; noise must grow with "
+                       "the timestep",
+                       cfg->path, beta_start, beta_end);
+    if (!(clip_range > 0 && clip_range < 1e30))
+        return sld_err(err, SLD_ERR_CONFIG, "%s: clip_sample_range %g must be positive",
+                       cfg->path, clip_range);
+    return SLD_OK;
+}
 
 static sld_status get_bool_key(const sld_json *j, const char *key, int def, int *out,
                                sld_error *err)
@@ -276,6 +313,8 @@ sld_status sld_sched_new(sld_sched **out, const sld_json *cfg, sld_sampler sampl
                      cfg->path, s->n_train);
         goto fail;
     }
+    if ((st = check_ranges(s, cfg, beta_start, beta_end, clip_range, err)))
+        goto fail;
     if (!strcmp(spacing_s, "leading"))
         s->spc = SPACING_LEADING;
     else if (!strcmp(spacing_s, "linspace"))
@@ -462,6 +501,15 @@ static double sigma_to_t(double sigma, const float *log_sigmas, int N)
     return (1 - w) * low + w * high;
 }
 
+static sld_status timestep_range_error(const sld_sched *s, int n_steps, int64_t t,
+                                       sld_error *err)
+{
+    return sld_err(err, SLD_ERR_CONFIG,
+                   "scheduler: %d steps with steps_offset %d give timestep %lld, outside the "
+                   "%d training timesteps [0, %d]; use fewer steps or a smaller steps_offset",
+                   n_steps, s->steps_offset, (long long)t, s->n_train, s->n_train - 1);
+}
+
 sld_status sld_sched_set_timesteps(sld_sched *s, int n_steps, sld_error *err)
 {
     const int N = s->n_train;
@@ -505,6 +553,13 @@ sld_status sld_sched_set_timesteps(sld_sched *s, int n_steps, sld_error *err)
             else
                 asc[k] = (int64_t)rint(np_arange_down(N, (double)N / n_steps, n_steps - 1 - k)) - 1;
         }
+        for (int k = 0; k < n_steps; k++)
+            if (asc[k] < 0 || asc[k] > N - 1) {
+                sld_status e = timestep_range_error(s, n_steps, asc[k], err);
+                sld_free(ts), sld_free(sig), sld_free(sig_train), sld_free(log_sig),
+                    sld_free(karr);
+                return e;
+            }
         int o = 0;
         if (s->kind == SLD_SAMPLER_PNDM) {
             ts[o++] = (double)asc[n_steps - 1];
@@ -546,6 +601,12 @@ sld_status sld_sched_set_timesteps(sld_sched *s, int n_steps, sld_error *err)
             else
                 t = (int64_t)rint(np_arange_down(N, (double)N / n_steps, k)) - 1;
             ts[k] = (double)t;
+            if (!s->karras && (t < 0 || t > N - 1)) {
+                sld_status e = timestep_range_error(s, n_steps, t, err);
+                sld_free(ts), sld_free(sig), sld_free(sig_train), sld_free(log_sig),
+                    sld_free(karr);
+                return e;
+            }
         }
         if (s->karras) {
             /* Karras et al. rho = 7 between the training extremes */
