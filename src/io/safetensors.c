@@ -1,6 +1,7 @@
 /* safetensors.c — validated safetensors reader (mmap) and atomic writer.
  * See safetensors.h for the format and the checks made. */
 #include "io/safetensors.h"
+#include "io/torch_ckpt.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -25,6 +26,10 @@ struct sld_st_file {
     int n;
     char **meta;         /* key, value pairs */
     int n_meta;
+    const char *format;  /* static: "safetensors", "PyTorch zip", ... */
+    char *root;          /* PyTorch files: the object path the tensors were taken from */
+    void **owned;        /* buffers freed on close (inflated storages, contiguous copies) */
+    int n_owned, owned_cap;
 };
 
 static const struct {
@@ -297,9 +302,15 @@ done:
     return st;
 }
 
-static sld_status finish_open(sld_st_file *f, sld_st_file **out, sld_error *err)
+static sld_status finish_open(sld_st_file *f, sld_st_file **out, int flags, sld_error *err)
 {
-    sld_status st = parse(f, err);
+    sld_status st;
+    if (sld_torch_sniff(f->map, f->map_len)) {
+        st = sld_torch_parse(f, flags, err);
+    } else {
+        f->format = "safetensors";
+        st = parse(f, err);
+    }
     if (st) {
         sld_st_close(f);
         return st;
@@ -311,6 +322,12 @@ static sld_status finish_open(sld_st_file *f, sld_st_file **out, sld_error *err)
 sld_status sld_st_open_mem(sld_st_file **out, const void *buf, size_t len, const char *name,
                            sld_error *err)
 {
+    return sld_st_open_mem_ex(out, buf, len, name, 0, err);
+}
+
+sld_status sld_st_open_mem_ex(sld_st_file **out, const void *buf, size_t len, const char *name,
+                              int flags, sld_error *err)
+{
     *out = NULL;
     sld_st_file *f = sld_calloc(1, sizeof *f);
     if (!f || !(f->path = sld_strdup(name ? name : "<memory>"))) {
@@ -319,10 +336,15 @@ sld_status sld_st_open_mem(sld_st_file **out, const void *buf, size_t len, const
     }
     f->map = buf;
     f->map_len = len;
-    return finish_open(f, out, err);
+    return finish_open(f, out, flags, err);
 }
 
 sld_status sld_st_open(sld_st_file **out, const char *path, sld_error *err)
+{
+    return sld_st_open_ex(out, path, 0, err);
+}
+
+sld_status sld_st_open_ex(sld_st_file **out, const char *path, int flags, sld_error *err)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -352,7 +374,7 @@ sld_status sld_st_open(sld_st_file **out, const char *path, sld_error *err)
         f->owns_map = 1;
     }
     close(fd);
-    return finish_open(f, out, err);
+    return finish_open(f, out, flags, err);
 }
 
 void sld_st_close(sld_st_file *f)
@@ -368,6 +390,10 @@ void sld_st_close(sld_st_file *f)
         for (int i = 0; i < 2 * f->n_meta; i++)
             sld_free(f->meta[i]);
     sld_free(f->meta);
+    for (int i = 0; i < f->n_owned; i++)
+        sld_free(f->owned[i]);
+    sld_free(f->owned);
+    sld_free(f->root);
     sld_free(f->names);
     sld_free(f->t);
     sld_free(f->path);
@@ -375,6 +401,59 @@ void sld_st_close(sld_st_file *f)
 }
 
 const char *sld_st_path(const sld_st_file *f) { return f->path; }
+const char *sld_st_format(const sld_st_file *f) { return f->format; }
+const char *sld_st_root(const sld_st_file *f) { return f->root ? f->root : ""; }
+int sld_st_meta_count(const sld_st_file *f) { return f->n_meta; }
+const char *sld_st_meta_at(const sld_st_file *f, int i, const char **value)
+{
+    if (i < 0 || i >= f->n_meta)
+        return NULL;
+    *value = f->meta[2 * i + 1];
+    return f->meta[2 * i];
+}
+
+/* ---- other readers' hooks --------------------------------------------------- */
+
+const uint8_t *sld_st_map(const sld_st_file *f, size_t *len)
+{
+    *len = f->map_len;
+    return f->map;
+}
+
+sld_status sld_st_keep(sld_st_file *f, void *buf, sld_error *err)
+{
+    if (f->n_owned == f->owned_cap) {
+        int nc = f->owned_cap ? f->owned_cap * 2 : 16;
+        void **no = sld_realloc(f->owned, (size_t)nc * sizeof *no);
+        if (!no) {
+            sld_free(buf);
+            return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", f->path);
+        }
+        f->owned = no;
+        f->owned_cap = nc;
+    }
+    f->owned[f->n_owned++] = buf;
+    return SLD_OK;
+}
+
+sld_status sld_st_set_table(sld_st_file *f, const char *format, const char *root, sld_st_tensor *t,
+                            char **names, int n, char **meta, int n_meta, sld_error *err)
+{
+    f->format = format;
+    f->t = t;
+    f->names = names;
+    f->n = n;
+    f->meta = meta;
+    f->n_meta = n_meta;
+    if (root && !(f->root = sld_strdup(root)))
+        return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", f->path);
+    qsort(f->t, (size_t)n, sizeof *f->t, cmp_tensor_name);
+    for (int k = 1; k < n; k++)
+        if (!strcmp(f->t[k].name, f->t[k - 1].name))
+            return sld_err(err, SLD_ERR_FORMAT, "%s: two tensors are both named '%s'", f->path,
+                           f->t[k].name);
+    return SLD_OK;
+}
 int sld_st_count(const sld_st_file *f) { return f->n; }
 const sld_st_tensor *sld_st_at(const sld_st_file *f, int i)
 {
