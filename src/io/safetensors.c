@@ -412,6 +412,22 @@ const char *sld_st_meta_at(const sld_st_file *f, int i, const char **value)
     return f->meta[2 * i];
 }
 
+const char *const sld_st_names_transformers[] = {"model.safetensors", "pytorch_model.bin", NULL};
+const char *const sld_st_names_diffusers[] = {
+    "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin", NULL};
+
+char *sld_st_pick(const char *dir, const char *const *names)
+{
+    for (int i = 0; names[i]; i++) {
+        char *p = sld_path_join(dir, names[i]);
+        if (!p || sld_path_exists(p))
+            return p;
+        sld_free(p);
+    }
+    return sld_path_join(dir, names[0]);
+}
+
 /* ---- other readers' hooks --------------------------------------------------- */
 
 const uint8_t *sld_st_map(const sld_st_file *f, size_t *len)
@@ -564,13 +580,20 @@ float *sld_st_read_f32(const sld_st_file *f, const char *name, int ndim, const i
 sld_status sld_st_write(const char *path, const sld_st_out *t, int n, const char *const *meta,
                         int n_meta, sld_error *err)
 {
+    return sld_st_write_fill(path, t, n, meta, n_meta, NULL, NULL, err);
+}
+
+sld_status sld_st_write_fill(const char *path, const sld_st_out *t, int n,
+                             const char *const *meta, int n_meta, sld_st_fill_fn fill,
+                             void *user, sld_error *err)
+{
     cJSON *root = cJSON_CreateObject();
     if (!root)
         return sld_err(err, SLD_ERR_NOMEM, "out of memory");
     sld_status st = SLD_OK;
-    size_t off = 0;
+    size_t off = 0, biggest = 0;
     char *hdr = NULL;
-    uint8_t *buf = NULL;
+    void *scratch = NULL;
     if (n_meta > 0) {
         cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
         for (int i = 0; m && i < n_meta; i++)
@@ -589,6 +612,8 @@ sld_status sld_st_write(const char *path, const sld_st_out *t, int n, const char
                          t[i].name);
             goto done;
         }
+        if (bytes > biggest)
+            biggest = bytes;
         cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
         cJSON *shape = e ? cJSON_AddArrayToObject(e, "shape") : NULL;
         cJSON *offs = e ? cJSON_AddArrayToObject(e, "data_offsets") : NULL;
@@ -604,33 +629,38 @@ sld_status sld_st_write(const char *path, const sld_st_out *t, int n, const char
         off += bytes;
     }
     hdr = cJSON_PrintUnformatted(root);
-    if (!hdr) {
+    if (!hdr || (fill && !(scratch = sld_malloc(biggest)))) {
         st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
         goto done;
     }
-    size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7, total = 8 + padded + off;
-    buf = sld_malloc(total);
-    if (!buf) {
-        st = sld_err(err, SLD_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, total);
-        goto done;
-    }
+    size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7;
+    uint8_t len8[8];
     for (int k = 0; k < 8; k++)
-        buf[k] = (uint8_t)((uint64_t)padded >> (8 * k));
-    memcpy(buf + 8, hdr, hl);
-    memset(buf + 8 + hl, ' ', padded - hl);
-    size_t o = 8 + padded;
-    for (int i = 0; i < n; i++) {
-        size_t numel = 1;
+        len8[k] = (uint8_t)((uint64_t)padded >> (8 * k));
+    sld_atomic_file af;
+    if ((st = sld_atomic_open(&af, path, err)))
+        goto done;
+    bool ok = fwrite(len8, 1, 8, af.f) == 8 && fwrite(hdr, 1, hl, af.f) == hl;
+    for (size_t k = hl; ok && k < padded; k++)
+        ok = fputc(' ', af.f) != EOF;
+    /* tensors stream out one at a time: no copy of the whole file in memory */
+    for (int i = 0; ok && i < n && !st; i++) {
+        size_t bytes = sld_dtype_size(t[i].dtype);
         for (int k = 0; k < t[i].ndim; k++)
-            numel *= (size_t)t[i].shape[k];
-        size_t bytes = numel * sld_dtype_size(t[i].dtype);
-        if (bytes)
-            memcpy(buf + o, t[i].data, bytes);
-        o += bytes;
+            bytes *= (size_t)t[i].shape[k];
+        const void *src = t[i].data;
+        if (fill) {
+            if ((st = fill(user, i, scratch, err)))
+                break;
+            src = scratch;
+        }
+        ok = !bytes || fwrite(src, 1, bytes, af.f) == bytes;
     }
-    st = sld_file_write_atomic(path, buf, total, err);
+    if (!ok && !st)
+        st = sld_err(err, SLD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    st = sld_atomic_commit(&af, st, err);
 done:
-    sld_free(buf);
+    sld_free(scratch);
     free(hdr); /* cJSON allocates with malloc */
     cJSON_Delete(root);
     return st;

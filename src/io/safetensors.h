@@ -92,6 +92,14 @@ sld_status sld_st_to_f32(const sld_st_tensor *t, float *dst, sld_error *err);
 float *sld_st_read_f32(const sld_st_file *f, const char *name, int ndim, const int64_t *shape,
                        sld_error *err);
 
+/* Weight files in a model folder, in order of preference (NULL-terminated):
+ * .safetensors first, then the PyTorch pickles older folders hold. */
+extern const char *const sld_st_names_transformers[]; /* model.safetensors, pytorch_model.bin */
+extern const char *const sld_st_names_diffusers[];    /* diffusion_pytorch_model{,.fp16}.{safetensors,bin} */
+/* dir/<the first of names that exists>, or dir/names[0] when none does (so
+ * the open error names the preferred file). New string (sld_free) or NULL. */
+char *sld_st_pick(const char *dir, const char *const *names);
+
 /* ---- hooks for other readers in io/ (torch_ckpt.c) ------------------------- */
 
 const uint8_t *sld_st_map(const sld_st_file *f, size_t *len);
@@ -117,6 +125,14 @@ typedef struct {
  * to path atomically. */
 sld_status sld_st_write(const char *path, const sld_st_out *t, int n, const char *const *meta,
                         int n_meta, sld_error *err);
+
+/* The same, with each tensor's bytes produced on demand: fill(user, i, dst)
+ * writes tensor i (t[i].data is ignored) into a scratch buffer the size of
+ * the largest tensor, streamed out before the next call. */
+typedef sld_status (*sld_st_fill_fn)(void *user, int i, void *dst, sld_error *err);
+sld_status sld_st_write_fill(const char *path, const sld_st_out *t, int n,
+                             const char *const *meta, int n_meta, sld_st_fill_fn fill,
+                             void *user, sld_error *err);
 
 /* fp16/bf16 conversions (round to nearest even). */
 float sld_f16_to_f32(uint16_t h);
