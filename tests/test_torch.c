@@ -478,6 +478,29 @@ static void test_writer_roundtrip(void)
     }
 }
 
+/* A safetensors file whose header length is 640 (bytes 0x80 0x02, a
+ * pickle's PROTO 2) is still read as safetensors. */
+static void test_sniff_safetensors_640(void)
+{
+    static uint8_t b[8 + 640 + 4];
+    memset(b, 0, sizeof b);
+    b[0] = 0x80;
+    b[1] = 0x02;
+    const char *j = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    memset(b + 8, ' ', 640);
+    memcpy(b + 8, j, strlen(j));
+    float one = 1.0f;
+    memcpy(b + 8 + 640, &one, 4);
+    sld_st_file *f = NULL;
+    sld_error err;
+    CHECK_MSG(sld_st_open_mem(&f, b, sizeof b, "h640.safetensors", &err) == SLD_OK, "%s", err.msg);
+    if (f) {
+        CHECK(!strcmp(sld_st_format(f), "safetensors"));
+        CHECK(sld_st_find(f, "a") && *(const float *)sld_st_find(f, "a")->data == 1.0f);
+        sld_st_close(f);
+    }
+}
+
 /* The FID Inception state dict (zip, fp16) opens through the generic call. */
 static void test_inception_pth(void)
 {
@@ -523,6 +546,7 @@ int main(void)
     RUN(test_writer_roundtrip);
     RUN(test_allow_table);
     RUN(test_inception_pth);
+    RUN(test_sniff_safetensors_640);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd) != 0)

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define MAX_MARK_DEPTH 1000 /* Python's own recursion limit is about this */
-#define POOL_CHUNK 1024
+#define POOL_CHUNK 128
 
 /* ---- the allow table ------------------------------------------------------ */
 

@@ -305,7 +305,16 @@ done:
 static sld_status finish_open(sld_st_file *f, sld_st_file **out, int flags, sld_error *err)
 {
     sld_status st;
-    if (sld_torch_sniff(f->map, f->map_len)) {
+    /* a safetensors header length can start with the bytes of a pickle's
+     * PROTO opcode (0x80 0x02 = 640): the JSON brace at byte 8 decides */
+    bool st_like = false;
+    if (f->map_len >= 9 && f->map[8] == '{') {
+        uint64_t hl = 0;
+        for (int i = 7; i >= 0; i--)
+            hl = (hl << 8) | f->map[i];
+        st_like = hl <= f->map_len - 8;
+    }
+    if (!st_like && sld_torch_sniff(f->map, f->map_len)) {
         st = sld_torch_parse(f, flags, err);
     } else {
         f->format = "safetensors";
