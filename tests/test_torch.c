@@ -256,13 +256,17 @@ static void legacy_head(buf *b, int le)
     PUTS(b, "u.");
 }
 
-/* {"w": tensor(storage '0' of numel floats, offset, shape, stride)} +
- * keys ['0'] + the storage with `have` floats. */
-static void legacy_tensor(buf *b, int64_t numel, int64_t offset, int nd, const int64_t *shape,
-                          const int64_t *stride, int64_t have)
+/* {<pre>"w": tensor(storage '0' of numel floats, offset, shape, stride)} +
+ * keys ['0'] + the storage with `have` floats. pre: raw pickle bytes that
+ * set other items of the top-level dict first (or NULL). */
+static void legacy_tensor_ex(buf *b, const char *pre, size_t pre_len, int64_t numel,
+                             int64_t offset, int nd, const int64_t *shape, const int64_t *stride,
+                             int64_t have)
 {
     legacy_head(b, 1);
     PUTS(b, "\x80\x02}");
+    if (pre)
+        put(b, pre, pre_len);
     put_str(b, "w");
     PUTS(b, "ctorch._utils\n_rebuild_tensor_v2\n((");
     put_str(b, "storage");
@@ -292,6 +296,12 @@ static void legacy_tensor(buf *b, int64_t numel, int64_t offset, int nd, const i
     }
 }
 
+static void legacy_tensor(buf *b, int64_t numel, int64_t offset, int nd, const int64_t *shape,
+                          const int64_t *stride, int64_t have)
+{
+    legacy_tensor_ex(b, NULL, 0, numel, offset, nd, shape, stride, have);
+}
+
 static sld_status open_buf(const buf *b, sld_error *err)
 {
     sld_st_file *f = NULL;
@@ -313,6 +323,26 @@ static void test_hand_made(void)
     if (f) {
         const sld_st_tensor *t = sld_st_find(f, "w");
         CHECK(t && t->numel == 6 && ((const float *)t->data)[5] == 5.0f);
+        sld_st_close(f);
+    }
+    b.n = 0; /* Lightning callback state beside the tensor: a class as a dict key, a numpy
+              * scalar built from a numpy dtype with BUILD state, a set, bytes via _codecs */
+    static const char cb[] =
+        "X\x09\0\0\0callbacks}"
+        "cpytorch_lightning.callbacks.model_checkpoint\nModelCheckpoint\n}("
+        "X\x10\0\0\0best_model_score"
+        "cnumpy.core.multiarray\nscalar\ncnumpy\ndtype\nX\x02\0\0\0f8\x89\x88\x87R"
+        "(K\x03X\x01\0\0\0<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\0tb"
+        "C\x08" "12345678\x86R"
+        "X\x04\0\0\0tags" "c__builtin__\nset\n]X\x01\0\0\0aa\x85R"
+        "X\x03\0\0\0raw" "c_codecs\nencode\nX\x02\0\0\0hiX\x06\0\0\0latin1\x86R"
+        "uss";
+    legacy_tensor_ex(&b, cb, sizeof cb - 1, 6, 0, 2, sh, sd, 6);
+    f = NULL;
+    CHECK_MSG(sld_st_open_mem(&f, b.b, b.n, "lightning.pth", &err) == SLD_OK, "%s",
+              err.msg);
+    if (f) {
+        CHECK(sld_st_count(f) == 1 && sld_st_find(f, "w"));
         sld_st_close(f);
     }
     b.n = 0; /* storage shorter than its tensor */

@@ -85,6 +85,7 @@ static const gentry k_globals[] = {
     {"numpy", "ndarray", G_INERT, -1, false},
     {"argparse", "Namespace", G_INERT, -1, false},
     {"pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint", G_INERT, -1, false},
+    {"pytorch_lightning.callbacks", "model_checkpoint", G_TYPE, -1, false},
 };
 #define N_GLOBALS ((int)(sizeof k_globals / sizeof k_globals[0]))
 
