@@ -472,7 +472,8 @@ static int cmp_zentry(const void *a, const void *b)
     return strcmp(((const zentry *)a)->name, ((const zentry *)b)->name);
 }
 
-/* Opens entry e for reading; *in_place gets its data offset when stored. */
+/* Opens entry e as the current file (minizip checks its local header
+ * against the directory); *data_off gets the offset of its data in the file. */
 static sld_status zip_open_entry(reader *r, const zentry *e, size_t *data_off, sld_error *err)
 {
     unz64_file_pos pos = e->pos;
