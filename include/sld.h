@@ -299,6 +299,59 @@ sld_status sld_tensors_write_f32(const char *path, int n, const char *const *nam
                                  const float *const *data, sld_error *err);
 
 /* ===================================================================== */
+/* Checkpoints: .safetensors and PyTorch .ckpt/.pth/.pt/.bin              */
+/* ===================================================================== */
+
+/* PyTorch files are read by a pickle machine that cannot run code: only the
+ * globals a tensor checkpoint needs are admitted (docs/CHECKPOINTS.md); a
+ * file asking for anything else (os.system, builtins.eval, ...) is refused
+ * with an error naming it. Every loader (sld_model_open, the evaluation
+ * networks) reads these files the same way. */
+
+typedef enum {
+    SLD_CONVERT_KEEP = 0, /* dtypes as in the source */
+    SLD_CONVERT_F32,
+    SLD_CONVERT_F16,
+    SLD_CONVERT_BF16
+} sld_convert_dtype;
+
+typedef struct {
+    sld_convert_dtype dtype; /* cast floating tensors; integer and bool tensors are kept */
+    int all_objects;         /* PyTorch files: every tensor anywhere, by full object path
+                              * ("state_dict.model.…", "optimizer_states.0.…"), instead
+                              * of the state dict's tensors under their own names */
+} sld_convert_opts;
+
+/* Converts the checkpoint at in (any format above) to out, atomically.
+ * out ending in .ckpt/.pth/.pt/.bin writes a torch.save zip file (.ckpt
+ * nests the tensors under "state_dict", as SD checkpoints do); anything else
+ * writes .safetensors, with the source's non-tensor values (epoch, ...) as
+ * __metadata__ strings. Tensor names are those sld_checkpoint_list shows.
+ * o may be NULL (keep dtypes, state dict only). Memory: the input is mapped;
+ * writing safetensors holds one tensor's cast copy at a time. */
+sld_status sld_checkpoint_convert(const char *in, const char *out, const sld_convert_opts *o,
+                                  sld_error *err);
+
+typedef struct {
+    const char *format;   /* "safetensors", "PyTorch zip", "PyTorch legacy" */
+    const char *root;     /* the object path the state dict was taken from ("" = top) */
+    const char *name;
+    const char *dtype;    /* "F32", "F16", "BF16", "F64", "I64", ..., or NULL for a value */
+    int ndim;
+    const int64_t *shape; /* ndim entries */
+    const char *value;    /* non-tensor values (epoch = "3"): their text; NULL for tensors */
+} sld_checkpoint_entry;
+
+/* Return nonzero to stop listing (sld_checkpoint_list then returns SLD_OK). */
+typedef int (*sld_checkpoint_list_fn)(const sld_checkpoint_entry *e, void *user);
+
+/* Calls fn for every tensor (sorted by name), then for every non-tensor
+ * value (file order). Pointers in e are valid during the call only.
+ * all_objects as in sld_convert_opts. */
+sld_status sld_checkpoint_list(const char *in, int all_objects, sld_checkpoint_list_fn fn,
+                               void *user, sld_error *err);
+
+/* ===================================================================== */
 /* Debug and tools                                                       */
 /* ===================================================================== */
 

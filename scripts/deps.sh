@@ -3,7 +3,7 @@
 # Uses sudo when not root. Safe to run repeatedly.
 set -e
 PKGS="build-essential libdnnl-dev libcjson-dev libpcre2-dev libutf8proc-dev libpng-dev \
-      libzip-dev liblapack-dev libmicrohttpd-dev libcurl4-openssl-dev"
+      libzip-dev libminizip-dev zlib1g-dev liblapack-dev libmicrohttpd-dev libcurl4-openssl-dev"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

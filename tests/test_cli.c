@@ -271,6 +271,63 @@ static void test_i2p_cli(void)
     CHECK(run_sld(args) == 2);
 }
 
+static int file_has(const char *path, const char *needle)
+{
+    char *b;
+    size_t n;
+    sld_error err;
+    if (sld_file_read(path, 1 << 20, &b, &n, &err))
+        return 0;
+    int r = strstr(b, needle) != NULL;
+    sld_free(b);
+    return r;
+}
+
+/* sld convert: --list output, a conversion, usage errors (2), refused and
+ * truncated files (1, one line naming the problem), --generate from .ckpt. */
+static void test_convert_cli(void)
+{
+    if (!have_binary())
+        return;
+    char cmd[1024], so[300], se[300];
+    snprintf(so, sizeof so, "%s/stdout.txt", g_tmp);
+    snprintf(se, sizeof se, "%s/stderr.txt", g_tmp);
+    snprintf(cmd, sizeof cmd, "convert --list '%s'", fixture("pth/ckpt.legacy.pth"));
+    CHECK(run_sld(cmd) == 0);
+    CHECK(file_has(so, "# PyTorch legacy, state dict 'state_dict'"));
+    CHECK(file_has(so, "model.diffusion_model.input_blocks.0.0.weight F16 [8,4,3,3]"));
+    CHECK(file_has(so, "global_step = 470000"));
+    snprintf(cmd, sizeof cmd, "convert '%s' -o %s --dtype bf16", fixture("pth/dtypes.zip.pth"),
+             tmp("d.safetensors"));
+    CHECK(run_sld(cmd) == 0);
+    sld_st_file *f = NULL;
+    sld_error err;
+    CHECK(sld_st_open(&f, tmp("d.safetensors"), &err) == SLD_OK);
+    if (f) {
+        CHECK(sld_st_find(f, "f32") && sld_st_find(f, "f32")->dtype == SLD_DT_BF16);
+        CHECK(sld_st_find(f, "i64") && sld_st_find(f, "i64")->dtype == SLD_DT_I64);
+        sld_st_close(f);
+    }
+    CHECK(run_sld("convert") == 2);
+    snprintf(cmd, sizeof cmd, "convert '%s' -o x.safetensors --dtype f8", fixture("pth/dtypes.zip.pth"));
+    CHECK(run_sld(cmd) == 2);
+    snprintf(cmd, sizeof cmd, "convert '%s' -o %s", fixture("pth/evil_global.pth"),
+             tmp("e.safetensors"));
+    CHECK(run_sld(cmd) == 1);
+    CHECK(file_has(se, "posix.system"));
+    CHECK(!sld_path_exists(tmp("e.safetensors")));
+    snprintf(cmd, sizeof cmd, "convert --list '%s'", fixture("pth/truncated.zip.3091.pth"));
+    CHECK(run_sld(cmd) == 1);
+    CHECK(file_has(se, "truncated.zip.3091.pth"));
+    char *cfg = realpath(fixture("models/tiny-sd1"), NULL);
+    snprintf(cmd, sizeof cmd,
+             "generate --model '%s' --config '%s' --prompt cat --steps 2 --seed 3 -o %s",
+             fixture("pth/tiny-sd1.ckpt"), cfg ? cfg : "", tmp("ckpt.png"));
+    CHECK(run_sld(cmd) == 0);
+    CHECK(sld_path_exists(tmp("ckpt.png")));
+    free(cfg);
+}
+
 int main(void)
 {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/sld_test_cli_%ld", (long)getpid());
@@ -290,6 +347,7 @@ int main(void)
     RUN(test_bad_input);
     RUN(test_tokenize_file);
     RUN(test_i2p_cli);
+    RUN(test_convert_cli);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
     if (system(cmd) != 0)

@@ -97,7 +97,7 @@ sld_status sld_debug_run_clip_vision(sld_ctx *c, const sld_st_file *in, const ch
     sld_clip_vision *cv = NULL;
     char *dir = sld_path_join(c->m->path, "safety_checker");
     char *cp = dir ? sld_path_join(dir, "config.json") : NULL;
-    char *wp = dir ? sld_path_join(dir, "model.safetensors") : NULL;
+    char *wp = dir ? sld_st_pick(dir, sld_st_names_transformers) : NULL;
     if (!dir || !cp || !wp) {
         st = sld_err(err, SLD_ERR_NOMEM, "debug clip_vision: out of memory");
         goto done;

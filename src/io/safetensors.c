@@ -1,6 +1,7 @@
 /* safetensors.c — validated safetensors reader (mmap) and atomic writer.
  * See safetensors.h for the format and the checks made. */
 #include "io/safetensors.h"
+#include "io/torch_ckpt.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -25,6 +26,10 @@ struct sld_st_file {
     int n;
     char **meta;         /* key, value pairs */
     int n_meta;
+    const char *format;  /* static: "safetensors", "PyTorch zip", ... */
+    char *root;          /* PyTorch files: the object path the tensors were taken from */
+    void **owned;        /* buffers freed on close (inflated storages, contiguous copies) */
+    int n_owned, owned_cap;
 };
 
 static const struct {
@@ -297,9 +302,24 @@ done:
     return st;
 }
 
-static sld_status finish_open(sld_st_file *f, sld_st_file **out, sld_error *err)
+static sld_status finish_open(sld_st_file *f, sld_st_file **out, int flags, sld_error *err)
 {
-    sld_status st = parse(f, err);
+    sld_status st;
+    /* a safetensors header length can start with the bytes of a pickle's
+     * PROTO opcode (0x80 0x02 = 640): the JSON brace at byte 8 decides */
+    bool st_like = false;
+    if (f->map_len >= 9 && f->map[8] == '{') {
+        uint64_t hl = 0;
+        for (int i = 7; i >= 0; i--)
+            hl = (hl << 8) | f->map[i];
+        st_like = hl <= f->map_len - 8;
+    }
+    if (!st_like && sld_torch_sniff(f->map, f->map_len)) {
+        st = sld_torch_parse(f, flags, err);
+    } else {
+        f->format = "safetensors";
+        st = parse(f, err);
+    }
     if (st) {
         sld_st_close(f);
         return st;
@@ -311,6 +331,12 @@ static sld_status finish_open(sld_st_file *f, sld_st_file **out, sld_error *err)
 sld_status sld_st_open_mem(sld_st_file **out, const void *buf, size_t len, const char *name,
                            sld_error *err)
 {
+    return sld_st_open_mem_ex(out, buf, len, name, 0, err);
+}
+
+sld_status sld_st_open_mem_ex(sld_st_file **out, const void *buf, size_t len, const char *name,
+                              int flags, sld_error *err)
+{
     *out = NULL;
     sld_st_file *f = sld_calloc(1, sizeof *f);
     if (!f || !(f->path = sld_strdup(name ? name : "<memory>"))) {
@@ -319,10 +345,15 @@ sld_status sld_st_open_mem(sld_st_file **out, const void *buf, size_t len, const
     }
     f->map = buf;
     f->map_len = len;
-    return finish_open(f, out, err);
+    return finish_open(f, out, flags, err);
 }
 
 sld_status sld_st_open(sld_st_file **out, const char *path, sld_error *err)
+{
+    return sld_st_open_ex(out, path, 0, err);
+}
+
+sld_status sld_st_open_ex(sld_st_file **out, const char *path, int flags, sld_error *err)
 {
     *out = NULL;
     int fd;
@@ -349,7 +380,7 @@ sld_status sld_st_open(sld_st_file **out, const char *path, sld_error *err)
         f->owns_map = 1;
     }
     close(fd);
-    return finish_open(f, out, err);
+    return finish_open(f, out, flags, err);
 }
 
 void sld_st_close(sld_st_file *f)
@@ -365,6 +396,10 @@ void sld_st_close(sld_st_file *f)
         for (int i = 0; i < 2 * f->n_meta; i++)
             sld_free(f->meta[i]);
     sld_free(f->meta);
+    for (int i = 0; i < f->n_owned; i++)
+        sld_free(f->owned[i]);
+    sld_free(f->owned);
+    sld_free(f->root);
     sld_free(f->names);
     sld_free(f->t);
     sld_free(f->path);
@@ -372,6 +407,75 @@ void sld_st_close(sld_st_file *f)
 }
 
 const char *sld_st_path(const sld_st_file *f) { return f->path; }
+const char *sld_st_format(const sld_st_file *f) { return f->format; }
+const char *sld_st_root(const sld_st_file *f) { return f->root ? f->root : ""; }
+int sld_st_meta_count(const sld_st_file *f) { return f->n_meta; }
+const char *sld_st_meta_at(const sld_st_file *f, int i, const char **value)
+{
+    if (i < 0 || i >= f->n_meta)
+        return NULL;
+    *value = f->meta[2 * i + 1];
+    return f->meta[2 * i];
+}
+
+const char *const sld_st_names_transformers[] = {"model.safetensors", "pytorch_model.bin", NULL};
+const char *const sld_st_names_diffusers[] = {
+    "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin", NULL};
+
+char *sld_st_pick(const char *dir, const char *const *names)
+{
+    for (int i = 0; names[i]; i++) {
+        char *p = sld_path_join(dir, names[i]);
+        if (!p || sld_path_exists(p))
+            return p;
+        sld_free(p);
+    }
+    return sld_path_join(dir, names[0]);
+}
+
+/* ---- other readers' hooks --------------------------------------------------- */
+
+const uint8_t *sld_st_map(const sld_st_file *f, size_t *len)
+{
+    *len = f->map_len;
+    return f->map;
+}
+
+sld_status sld_st_keep(sld_st_file *f, void *buf, sld_error *err)
+{
+    if (f->n_owned == f->owned_cap) {
+        int nc = f->owned_cap ? f->owned_cap * 2 : 16;
+        void **no = sld_realloc(f->owned, (size_t)nc * sizeof *no);
+        if (!no) {
+            sld_free(buf);
+            return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", f->path);
+        }
+        f->owned = no;
+        f->owned_cap = nc;
+    }
+    f->owned[f->n_owned++] = buf;
+    return SLD_OK;
+}
+
+sld_status sld_st_set_table(sld_st_file *f, const char *format, const char *root, sld_st_tensor *t,
+                            char **names, int n, char **meta, int n_meta, sld_error *err)
+{
+    f->format = format;
+    f->t = t;
+    f->names = names;
+    f->n = n;
+    f->meta = meta;
+    f->n_meta = n_meta;
+    if (root && !(f->root = sld_strdup(root)))
+        return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", f->path);
+    qsort(f->t, (size_t)n, sizeof *f->t, cmp_tensor_name);
+    for (int k = 1; k < n; k++)
+        if (!strcmp(f->t[k].name, f->t[k - 1].name))
+            return sld_err(err, SLD_ERR_FORMAT, "%s: two tensors are both named '%s'", f->path,
+                           f->t[k].name);
+    return SLD_OK;
+}
 int sld_st_count(const sld_st_file *f) { return f->n; }
 const sld_st_tensor *sld_st_at(const sld_st_file *f, int i)
 {
@@ -482,13 +586,20 @@ float *sld_st_read_f32(const sld_st_file *f, const char *name, int ndim, const i
 sld_status sld_st_write(const char *path, const sld_st_out *t, int n, const char *const *meta,
                         int n_meta, sld_error *err)
 {
+    return sld_st_write_fill(path, t, n, meta, n_meta, NULL, NULL, err);
+}
+
+sld_status sld_st_write_fill(const char *path, const sld_st_out *t, int n,
+                             const char *const *meta, int n_meta, sld_st_fill_fn fill,
+                             void *user, sld_error *err)
+{
     cJSON *root = cJSON_CreateObject();
     if (!root)
         return sld_err(err, SLD_ERR_NOMEM, "out of memory");
     sld_status st = SLD_OK;
-    size_t off = 0;
+    size_t off = 0, biggest = 0;
     char *hdr = NULL;
-    uint8_t *buf = NULL;
+    void *scratch = NULL;
     if (n_meta > 0) {
         cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
         for (int i = 0; m && i < n_meta; i++)
@@ -507,6 +618,8 @@ sld_status sld_st_write(const char *path, const sld_st_out *t, int n, const char
                          t[i].name);
             goto done;
         }
+        if (bytes > biggest)
+            biggest = bytes;
         cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
         cJSON *shape = e ? cJSON_AddArrayToObject(e, "shape") : NULL;
         cJSON *offs = e ? cJSON_AddArrayToObject(e, "data_offsets") : NULL;
@@ -522,33 +635,38 @@ sld_status sld_st_write(const char *path, const sld_st_out *t, int n, const char
         off += bytes;
     }
     hdr = cJSON_PrintUnformatted(root);
-    if (!hdr) {
+    if (!hdr || (fill && !(scratch = sld_malloc(biggest)))) {
         st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
         goto done;
     }
-    size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7, total = 8 + padded + off;
-    buf = sld_malloc(total);
-    if (!buf) {
-        st = sld_err(err, SLD_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, total);
-        goto done;
-    }
+    size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7;
+    uint8_t len8[8];
     for (int k = 0; k < 8; k++)
-        buf[k] = (uint8_t)((uint64_t)padded >> (8 * k));
-    memcpy(buf + 8, hdr, hl);
-    memset(buf + 8 + hl, ' ', padded - hl);
-    size_t o = 8 + padded;
-    for (int i = 0; i < n; i++) {
-        size_t numel = 1;
+        len8[k] = (uint8_t)((uint64_t)padded >> (8 * k));
+    sld_atomic_file af;
+    if ((st = sld_atomic_open(&af, path, err)))
+        goto done;
+    bool ok = fwrite(len8, 1, 8, af.f) == 8 && fwrite(hdr, 1, hl, af.f) == hl;
+    for (size_t k = hl; ok && k < padded; k++)
+        ok = fputc(' ', af.f) != EOF;
+    /* tensors stream out one at a time: no copy of the whole file in memory */
+    for (int i = 0; ok && i < n && !st; i++) {
+        size_t bytes = sld_dtype_size(t[i].dtype);
         for (int k = 0; k < t[i].ndim; k++)
-            numel *= (size_t)t[i].shape[k];
-        size_t bytes = numel * sld_dtype_size(t[i].dtype);
-        if (bytes)
-            memcpy(buf + o, t[i].data, bytes);
-        o += bytes;
+            bytes *= (size_t)t[i].shape[k];
+        const void *src = t[i].data;
+        if (fill) {
+            if ((st = fill(user, i, scratch, err)))
+                break;
+            src = scratch;
+        }
+        ok = !bytes || fwrite(src, 1, bytes, af.f) == bytes;
     }
-    st = sld_file_write_atomic(path, buf, total, err);
+    if (!ok && !st)
+        st = sld_err(err, SLD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    st = sld_atomic_commit(&af, st, err);
 done:
-    sld_free(buf);
+    sld_free(scratch);
     free(hdr); /* cJSON allocates with malloc */
     cJSON_Delete(root);
     return st;

@@ -191,7 +191,7 @@ sld_status sld_clip_vision_open_dir(sld_clip_vision **out, const char *dir, sld_
     sld_weights *w = NULL;
     sld_clip_vision *m = NULL;
     char *cfg_path = sld_path_join(dir, "config.json");
-    char *st_path = sld_path_join(dir, "model.safetensors");
+    char *st_path = sld_st_pick(dir, sld_st_names_transformers);
     if (!cfg_path || !st_path) {
         st = sld_err(err, SLD_ERR_NOMEM, "clip_vision: out of memory");
         goto done;

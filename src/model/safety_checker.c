@@ -95,7 +95,9 @@ sld_status sld_safety_checker_open(struct sld_safety_checker **out, const char *
     sld_clip_vision_config c;
     struct sld_safety_checker *s = sld_calloc(1, sizeof *s);
     char *sc = sld_path_join(model_dir, "safety_checker/config.json");
-    char *sw = sld_path_join(model_dir, "safety_checker/model.safetensors");
+    char *sd = sld_path_join(model_dir, "safety_checker");
+    char *sw = sd ? sld_st_pick(sd, sld_st_names_transformers) : NULL;
+    sld_free(sd);
     char *fe = sld_path_join(model_dir, "feature_extractor/preprocessor_config.json");
     if (!s || !sc || !sw || !fe) {
         st = sld_err(err, SLD_ERR_NOMEM, "safety checker: out of memory");

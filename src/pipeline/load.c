@@ -136,35 +136,27 @@ static sld_status text_build_json(sld_model *m, const char *cfg_dir, sld_error *
     return st ? st : text_build(m, &c, err);
 }
 
-/* Opens dir/<a> or, failing that, dir/<b> (fp16 variant) into a new store. */
-static sld_status folder_weights(sld_model *m, const char *dir, const char *sub, const char *a,
-                                 const char *b, sld_weights **w, sld_error *err)
+/* Opens dir/sub/<the first of names present> (safetensors preferred over
+ * PyTorch .bin files) into a new store. */
+static sld_status folder_weights(sld_model *m, const char *dir, const char *sub,
+                                 const char *const *names, sld_weights **w, sld_error *err)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "%s/%s", sub, a);
-    char *p = join(dir, rel);
+    char *d = join(dir, sub);
+    char *p = d ? sld_st_pick(d, names) : NULL;
+    sld_free(d);
     if (!p)
         return nomem(err);
-    if (b && !sld_path_exists(p)) {
-        char *p2;
-        snprintf(rel, sizeof rel, "%s/%s", sub, b);
-        if (!(p2 = join(dir, rel))) {
-            sld_free(p);
-            return nomem(err);
-        }
-        if (sld_path_exists(p2)) {
-            sld_free(p);
-            p = p2;
-        } else {
-            sld_free(p2);
-        }
-    }
     sld_status st;
     sld_st_file *f;
     if (!sld_path_exists(p))
-        st = sld_err(err, SLD_ERR_IO, "%s: missing (expected in a diffusers folder)", p);
-    else if (!(st = open_st(m, p, &f, err)) && !(st = sld_weights_new(w, rel, err)))
-        st = sld_weights_add_file(*w, f, NULL, err);
+        st = sld_err(err, SLD_ERR_IO, "%s: missing (expected in a diffusers folder; %s or %s)", p,
+                     names[0], names[1]);
+    else {
+        char label[300];
+        snprintf(label, sizeof label, "%s/%s", sub, strrchr(p, '/') + 1);
+        if (!(st = open_st(m, p, &f, err)) && !(st = sld_weights_new(w, label, err)))
+            st = sld_weights_add_file(*w, f, NULL, err);
+    }
     sld_free(p);
     return st;
 }
@@ -219,16 +211,14 @@ static sld_status open_folder(sld_model *m, const char *dir, sld_error *err)
     if (st)
         return st;
 
-    if ((st = folder_weights(m, dir, "text_encoder", "model.safetensors", NULL, &m->w_text,
+    if ((st = folder_weights(m, dir, "text_encoder", sld_st_names_transformers, &m->w_text,
                              err)) ||
         (st = text_build_json(m, dir, err)))
         return st;
-    if ((st = folder_weights(m, dir, "unet", "diffusion_pytorch_model.safetensors",
-                             "diffusion_pytorch_model.fp16.safetensors", &m->w_unet, err)) ||
+    if ((st = folder_weights(m, dir, "unet", sld_st_names_diffusers, &m->w_unet, err)) ||
         (st = unet_build_json(m, dir, err)))
         return st;
-    if ((st = folder_weights(m, dir, "vae", "diffusion_pytorch_model.safetensors",
-                             "diffusion_pytorch_model.fp16.safetensors", &m->w_vae, err)) ||
+    if ((st = folder_weights(m, dir, "vae", sld_st_names_diffusers, &m->w_vae, err)) ||
         (st = vae_build_json(m, dir, err)))
         return st;
     if ((st = load_json(dir, "scheduler/scheduler_config.json", &m->sched_cfg, err)))
@@ -311,6 +301,21 @@ static sld_status open_single(sld_model *m, const char *path, sld_error *err)
     m->arch = (sld_arch)arch;
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
+    /* EMA copies (model_ema.<name without dots>) sit beside the trained
+     * weights in full .ckpt files; like A1111 (use_ema: False in its
+     * v1-inference.yaml) and diffusers (extract_ema=False) we bind the
+     * model.diffusion_model.* weights and say so. */
+    int n_ema = 0;
+    for (int i = 0; i < sld_st_count(f); i++)
+        n_ema += !strncmp(sld_st_at(f, i)->name, "model_ema.", 10);
+    if (n_ema > 2)
+        sld_log(SLD_LOG_INFO,
+                "%s: holds EMA weights (%d model_ema.* tensors); using the non-EMA "
+                "model.diffusion_model.* weights, as A1111 and diffusers do by default",
+                base, n_ema);
+    if (*sld_st_root(f))
+        sld_log(SLD_LOG_INFO, "%s: %s checkpoint, tensors taken from '%s'", base,
+                sld_st_format(f), sld_st_root(f));
     char label[300];
     const char *cfg = m->opts.config_dir;
     if (cfg && !sld_path_is_dir(cfg))
@@ -480,9 +485,14 @@ static char *model_name(const char *path)
     while (s > 0 && path[s - 1] != '/')
         s--;
     size_t len = n - s;
-    static const char ext[] = ".safetensors";
-    if (len > sizeof ext - 1 && !strncmp(path + n - (sizeof ext - 1), ext, sizeof ext - 1))
-        len -= sizeof ext - 1;
+    static const char *const exts[] = {".safetensors", ".ckpt", ".pth", ".pt", ".bin"};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        size_t el = strlen(exts[i]);
+        if (len > el && !strncmp(path + n - el, exts[i], el)) {
+            len -= el;
+            break;
+        }
+    }
     char *r = sld_malloc(len + 1);
     if (r) {
         memcpy(r, path + s, len);
