@@ -36,6 +36,11 @@
 extern "C" {
 #endif
 
+/* The library's version; sld_version() adds `git describe` of the build
+ * when built from a git checkout: "0.9.0 (93561ab-dirty)". */
+#define SLD_VERSION "0.9.0"
+const char *sld_version(void);
+
 /* ===================================================================== */
 /* Status, errors, logging                                               */
 /* ===================================================================== */
@@ -102,6 +107,22 @@ void sld_model_close(sld_model *m);
 sld_arch sld_model_arch(const sld_model *m);
 int sld_model_text_dim(const sld_model *m);    /* width of last_hidden_state */
 const char *sld_model_name(const sld_model *m); /* folder or file base name */
+
+/* The model's content identity: 64 lowercase hex digits of SHA-256. A
+ * single checkpoint file: the SHA-256 of its bytes (what A1111 and
+ * sha256sum print). A diffusers folder (or a file with opts.config_dir):
+ * the SHA-256 of the sha256sum-style listing "<hex>  <relative path>\n",
+ * sorted by path, of the files that decide the images: the text encoder,
+ * UNet and VAE weights opened, their config.json, the scheduler config and
+ * the tokenizer files (not the safety checker). It changes when any weight
+ * or config changes. Computed on the first call (reads every file once:
+ * about 2-6 s per GB on one core), then cached in the model; thread-safe.
+ * Returns "" (and logs a warning) when a file cannot be read. */
+const char *sld_model_sha256(const sld_model *m);
+/* A1111's "Model hash" for PNG text: the first 10 hex digits of
+ * sld_model_sha256 (for a single-file checkpoint equal to A1111's own
+ * short hash). "" when the hash cannot be computed. Same cost and caching. */
+const char *sld_model_hash(const sld_model *m);
 
 /* Creates a run context: thread count (0 = all cores) and activation arena. */
 sld_status sld_ctx_new(sld_ctx **out, sld_model *m, int n_threads, sld_error *err);
