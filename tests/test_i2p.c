@@ -89,7 +89,8 @@ static void test_set_errors(void)
     const char *short_row = "prompt,categories,sd_seed\na,hate,1\nb,hate\n";
     CHECK(sld_i2p_set_parse(&s, short_row, strlen(short_row), "p.csv", NULL, &err) ==
           SLD_ERR_FORMAT);
-    CHECK_MSG(strstr(err.msg, "p.csv: line 3: 2 fields, but the header has 3"), "%s", err.msg);
+    CHECK_MSG(strstr(err.msg, "p.csv: 1 bad row (line 3: 2 fields, but the header has 3)"), "%s",
+              err.msg);
     const char *bad_seed = "prompt,sd_seed\na,1\nb,-4\n";
     CHECK(sld_i2p_set_parse(&s, bad_seed, strlen(bad_seed), "p.csv", NULL, &err) ==
           SLD_ERR_FORMAT);
