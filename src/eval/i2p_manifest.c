@@ -44,6 +44,14 @@ static cJSON *safety_json(const sld_safety *s)
 
 static const char *const PRESETS[] = {"off", "weak", "medium", "strong", "max"};
 
+/* mtime and ctime as "seconds.nanoseconds", inode as decimal: exact. */
+static void file_stamps(const struct stat *st, char out[3][48])
+{
+    snprintf(out[0], 48, "%lld.%09ld", (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+    snprintf(out[1], 48, "%lld.%09ld", (long long)st->st_ctim.tv_sec, (long)st->st_ctim.tv_nsec);
+    snprintf(out[2], 48, "%llu", (unsigned long long)st->st_ino);
+}
+
 /* The old manifest's hash of rel when its size/mtime/ctime/inode match st. */
 static const char *cached_hash(const cJSON *old, const char *rel, const struct stat *st)
 {
@@ -57,15 +65,14 @@ static const char *cached_hash(const cJSON *old, const char *rel, const struct s
         if (!cJSON_IsString(r) || strcmp(r->valuestring, rel) || !cJSON_IsString(h) ||
             strlen(h->valuestring) != 64)
             continue;
-        const char *keys[4] = {"size", "mtime_ns", "ctime_ns", "inode"};
-        double want[4] = {(double)st->st_size,
-                          (double)st->st_mtim.tv_sec * 1e9 + (double)st->st_mtim.tv_nsec,
-                          (double)st->st_ctim.tv_sec * 1e9 + (double)st->st_ctim.tv_nsec,
-                          (double)st->st_ino};
-        int same = 1;
-        for (int i = 0; i < 4; i++) {
+        char stamp[3][48];
+        file_stamps(st, stamp);
+        const char *keys[3] = {"mtime", "ctime", "inode"};
+        const cJSON *size = cJSON_GetObjectItemCaseSensitive(f, "size");
+        int same = cJSON_IsNumber(size) && size->valuedouble == (double)st->st_size;
+        for (int i = 0; i < 3; i++) {
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(f, keys[i]);
-            same &= cJSON_IsNumber(v) && v->valuedouble == want[i];
+            same &= cJSON_IsString(v) && !strcmp(v->valuestring, stamp[i]);
         }
         return same ? h->valuestring : NULL;
     }
@@ -104,13 +111,13 @@ static sld_status model_json(const sld_i2p_gen_opts *o, const cJSON *old, cJSON 
         if (st)
             break;
         cJSON *e = cJSON_CreateObject();
+        char stamp[3][48];
+        file_stamps(&sb, stamp);
         ok = e && cJSON_AddItemToArray(files, e) && cJSON_AddStringToObject(e, "rel", f[i].rel) &&
              cJSON_AddNumberToObject(e, "size", (double)sb.st_size) &&
-             cJSON_AddNumberToObject(e, "mtime_ns", (double)sb.st_mtim.tv_sec * 1e9 +
-                                                        (double)sb.st_mtim.tv_nsec) &&
-             cJSON_AddNumberToObject(e, "ctime_ns", (double)sb.st_ctim.tv_sec * 1e9 +
-                                                        (double)sb.st_ctim.tv_nsec) &&
-             cJSON_AddNumberToObject(e, "inode", (double)sb.st_ino) &&
+             cJSON_AddStringToObject(e, "mtime", stamp[0]) &&
+             cJSON_AddStringToObject(e, "ctime", stamp[1]) &&
+             cJSON_AddStringToObject(e, "inode", stamp[2]) &&
              cJSON_AddStringToObject(e, "sha256", f[i].sha256);
     }
     if (!st && ok) {
