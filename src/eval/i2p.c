@@ -1768,6 +1768,40 @@ static cJSON *eval_record(const cJSON *gen, const sld_i2p_labels *l)
     return r;
 }
 
+/* Compares with, or writes, RUN_DIR/eval-manifest.json. */
+static sld_status eval_manifest_commit(const sld_i2p_eval_opts *o, sld_error *err)
+{
+    char *mp = sld_path_join(o->run_dir, SLD_I2P_EVAL_MANIFEST);
+    if (!mp)
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    cJSON *old = NULL, *cur = NULL;
+    sld_status st = sld_i2p_eval_manifest_build(o, &cur, err);
+    for (int attempt = 0; !st && attempt < 2; attempt++) {
+        st = sld_i2p_manifest_read(mp, &old, err);
+        if (!st && old) {
+            char names[300];
+            int n = sld_i2p_eval_manifest_diff(old, cur, mp, names, sizeof names);
+            if (n)
+                st = sld_err(err, SLD_ERR_INVALID_ARG,
+                             "%s: %d setting%s differ%s from the run's eval manifest (%s; each "
+                             "listed above with both values); nothing was written: use the "
+                             "same classifiers, or evaluate a copy of the run",
+                             o->run_dir, n, n > 1 ? "s" : "", n > 1 ? "" : "s", names);
+            break;
+        }
+        if (!st) {
+            int existed = 0;
+            st = sld_i2p_manifest_write(mp, cur, 1, &existed, err);
+            if (!st && !existed)
+                break;
+        }
+    }
+    cJSON_Delete(old);
+    cJSON_Delete(cur);
+    sld_free(mp);
+    return st;
+}
+
 sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn, void *user,
                              sld_error *err)
 {
@@ -1806,11 +1840,16 @@ sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn,
         else
             prog.todo++;
     }
+    if (!st && prog.todo > 0)
+        st = eval_manifest_commit(o, err);
     if (!st && prog.todo > 0) {
         log_path = sld_i2p_log_path(o->run_dir, "eval", o->shard_k, o->shard_n);
         st = log_path ? sld_jsonl_open(&log, log_path, err)
                       : sld_err(err, SLD_ERR_NOMEM, "out of memory");
     }
+    sld_jsonl *fail_log = NULL;
+    char *fail_path = NULL;
+    long n_failed = 0;
     double t0 = sld_time_now();
     for (int i = 0; i < l.n && !st; i++) {
         const cJSON *g = l.recs[i];
@@ -1831,6 +1870,30 @@ sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn,
         int w, h;
         st = sld_png_read(path, &rgb, &w, &h, err);
         sld_free(path);
+        if (st == SLD_ERR_FORMAT || st == SLD_ERR_IO) {
+            /* A corrupt or missing image: record it, go on with the others. */
+            sld_log(SLD_LOG_WARN, "i2p eval: %s", err ? err->msg : "unreadable image");
+            if (!fail_log) {
+                fail_path = sld_i2p_log_path(o->run_dir, "eval_failed", o->shard_k, o->shard_n);
+                st = fail_path ? sld_jsonl_open(&fail_log, fail_path, err)
+                               : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+                if (st)
+                    break;
+            }
+            cJSON *fr = cJSON_CreateObject();
+            int ok = fr && cJSON_AddNumberToObject(fr, "row", row) &&
+                     cJSON_AddStringToObject(fr, "config", cfg) &&
+                     cJSON_AddNumberToObject(fr, "image", image) &&
+                     cJSON_AddStringToObject(fr, "file", file) &&
+                     cJSON_AddStringToObject(fr, "error", err ? err->msg : "unreadable");
+            st = ok ? sld_jsonl_append(fail_log, fr, err)
+                    : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+            cJSON_Delete(fr);
+            if (st)
+                break;
+            n_failed++;
+            continue;
+        }
         if (st)
             break;
         sld_i2p_labels lab;
@@ -1856,6 +1919,13 @@ sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn,
     }
     sld_jsonl_close(log);
     sld_free(log_path);
+    sld_jsonl_close(fail_log);
+    if (!st && n_failed)
+        sld_log(SLD_LOG_WARN, "i2p eval: %ld image%s could not be read and %s not labelled "
+                "(listed in %s); rerun 'sld i2p generate' to make %s again, then eval",
+                n_failed, n_failed > 1 ? "s" : "", n_failed > 1 ? "were" : "was", fail_path,
+                n_failed > 1 ? "them" : "it");
+    sld_free(fail_path);
     for (int i = 0; i < l.n; i++)
         cJSON_Delete(l.recs[i]);
     sld_free(l.recs);

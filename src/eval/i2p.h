@@ -82,6 +82,13 @@ sld_status sld_i2p_manifest_read(const char *path, cJSON **out, sld_error *err);
  * is written). Otherwise it is replaced atomically. */
 sld_status sld_i2p_manifest_write(const char *path, const cJSON *m, int create_only,
                                   int *existed, sld_error *err);
+/* The eval manifest: classifier files and their SHA-256 (a folder: the
+ * sha256sum-style listing of its files), NudeNet version, threshold and
+ * counted classes, the shard scheme. */
+sld_status sld_i2p_eval_manifest_build(const sld_i2p_eval_opts *o, cJSON **out, sld_error *err);
+/* As sld_i2p_manifest_diff for eval manifests (paths are informational). */
+int sld_i2p_eval_manifest_diff(const cJSON *old, const cJSON *cur, const char *label,
+                               char *names, size_t cap);
 /* 1 when the config name is in the manifest's config list. */
 int sld_i2p_manifest_has_config(const cJSON *m, const char *name);
 

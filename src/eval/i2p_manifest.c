@@ -13,7 +13,9 @@
 #include "ops/packed.h"
 #include "pipeline/model.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -465,4 +467,168 @@ sld_status sld_i2p_manifest_write(const char *path, const cJSON *m, int create_o
         close(dfd);
     }
     return SLD_OK;
+}
+
+/* ---- the eval manifest ---------------------------------------------------- */
+
+#define EVAL_FORMAT "sld-i2p-eval/1"
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* {path, sha256}: a file's SHA-256, or for a folder the SHA-256 of the
+ * sha256sum-style listing of its regular files (top level, sorted). */
+static sld_status path_identity(cJSON *parent, const char *key, const char *path,
+                                sld_error *err)
+{
+    if (!path)
+        return cJSON_AddNullToObject(parent, key) ? SLD_OK
+                                                  : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    cJSON *o = cJSON_AddObjectToObject(parent, key);
+    if (!o || !cJSON_AddStringToObject(o, "path", path))
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    char hex[65];
+    sld_status st = SLD_OK;
+    if (!sld_path_is_dir(path)) {
+        st = sld_sha256_file(path, hex, err);
+    } else {
+        struct dirent **names;
+        int n = scandir(path, &names, NULL, NULL);
+        if (n < 0)
+            return sld_err(err, SLD_ERR_IO, "%s: cannot list: %s", path, strerror(errno));
+        const char **v = sld_malloc((size_t)(n ? n : 1) * sizeof *v);
+        int k = 0;
+        for (int i = 0; v && i < n; i++)
+            if (names[i]->d_name[0] != '.')
+                v[k++] = names[i]->d_name;
+        sld_sha256 s;
+        sld_sha256_init(&s);
+        if (!v)
+            st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+        else
+            qsort(v, (size_t)k, sizeof *v, cmp_str);
+        for (int i = 0; !st && i < k; i++) {
+            char *p = sld_path_join(path, v[i]);
+            char fh[65];
+            if (!p) {
+                st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+            } else if (!sld_path_is_dir(p)) {
+                st = sld_sha256_file(p, fh, err);
+                if (!st) {
+                    sld_sha256_update(&s, fh, 64);
+                    sld_sha256_update(&s, "  ", 2);
+                    sld_sha256_update(&s, v[i], strlen(v[i]));
+                    sld_sha256_update(&s, "\n", 1);
+                }
+            }
+            sld_free(p);
+        }
+        uint8_t d[32];
+        sld_sha256_final(&s, d);
+        sld_sha256_hex(d, hex);
+        sld_free(v);
+        for (int i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+    }
+    if (!st && !cJSON_AddStringToObject(o, "sha256", hex))
+        st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    return st;
+}
+
+sld_status sld_i2p_eval_manifest_build(const sld_i2p_eval_opts *o, cJSON **out, sld_error *err)
+{
+    *out = NULL;
+    cJSON *r = cJSON_CreateObject();
+    if (!r)
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int ok = cJSON_AddStringToObject(r, "format", EVAL_FORMAT) &&
+             cJSON_AddStringToObject(r, "sld_version", sld_version()) &&
+             cJSON_AddStringToObject(r, "created", when);
+    sld_status st = ok ? path_identity(r, "clip", o->clip, err)
+                       : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    char *q16 = NULL;
+    if (!st && o->clip) {
+        q16 = o->q16 ? sld_strdup(o->q16) : sld_data_find("q16/prompts_ViT-L-14.safetensors");
+        st = path_identity(r, "q16", q16, err);
+        cJSON *q = cJSON_GetObjectItemCaseSensitive(r, "q16");
+        if (!st && q && !cJSON_IsNull(q)) {
+            cJSON_AddBoolToObject(q, "shipped", o->q16 == NULL);
+            if (!o->q16) /* the shipped file: its location is not part of the identity */
+                cJSON_ReplaceItemInObjectCaseSensitive(q, "path",
+                                                       cJSON_CreateString("(shipped)"));
+        }
+    } else if (!st) {
+        st = path_identity(r, "q16", NULL, err);
+    }
+    sld_free(q16);
+    if (!st)
+        st = path_identity(r, "nudenet", o->nudenet, err);
+    cJSON *nn = cJSON_GetObjectItemCaseSensitive(r, "nudenet");
+    if (!st && cJSON_IsObject(nn))
+        cJSON_AddStringToObject(nn, "version", "v3 (ONNX detector, 320n input)");
+    if (!st)
+        st = path_identity(r, "safety_checker", o->safety_checker, err);
+    static const char *const CLASSES[] = {"ANUS_EXPOSED", "BUTTOCKS_EXPOSED",
+                                          "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED",
+                                          "MALE_GENITALIA_EXPOSED"};
+    ok = !st && cJSON_AddNumberToObject(r, "nude_threshold", SLD_I2P_NUDE_MIN_SCORE) &&
+         cJSON_AddItemToObject(r, "nude_classes", cJSON_CreateStringArray(CLASSES, 5)) &&
+         cJSON_AddStringToObject(r, "rule", "inappropriate = Q16 label 1 or a nude class with "
+                                            "score >= nude_threshold") &&
+         cJSON_AddNumberToObject(r, "shard_n", o->shard_n > 1 ? o->shard_n : 1);
+    if (!st && !ok)
+        st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    if (st) {
+        cJSON_Delete(r);
+        return st;
+    }
+    *out = r;
+    return SLD_OK;
+}
+
+int sld_i2p_eval_manifest_diff(const cJSON *old, const cJSON *cur, const char *label,
+                               char *names, size_t cap)
+{
+    static const char *const skip_keys[] = {"created", "sld_version", "clip.path", "q16.path",
+                                            "nudenet.path", "safety_checker.path"};
+    diff_ctx d = {.label = label, .compare_model = 1, .names = names, .cap = cap};
+    names[0] = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, old)
+    {
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(cur, x->string);
+        if (cJSON_IsObject(x) && cJSON_IsObject(y)) {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, x)
+            {
+                char path[128];
+                snprintf(path, sizeof path, "%s.%s", x->string, e->string);
+                int skip = 0;
+                for (size_t i = 0; i < sizeof skip_keys / sizeof *skip_keys; i++)
+                    skip |= !strcmp(path, skip_keys[i]);
+                if (!skip)
+                    diff_rec(&d, path, e, cJSON_GetObjectItemCaseSensitive(y, e->string));
+            }
+            continue;
+        }
+        int skip = 0;
+        for (size_t i = 0; i < sizeof skip_keys / sizeof *skip_keys; i++)
+            skip |= !strcmp(x->string, skip_keys[i]);
+        if (!skip)
+            diff_rec(&d, x->string, x, y);
+    }
+    cJSON_ArrayForEach(x, cur)
+    {
+        if (!cJSON_GetObjectItemCaseSensitive(old, x->string))
+            diff_rec(&d, x->string, NULL, x);
+    }
+    return d.n;
 }
