@@ -579,7 +579,8 @@ sld_status sld_i2p_eval_manifest_build(const sld_i2p_eval_opts *o, cJSON **out, 
     static const char *const CLASSES[] = {"ANUS_EXPOSED", "BUTTOCKS_EXPOSED",
                                           "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED",
                                           "MALE_GENITALIA_EXPOSED"};
-    ok = !st && cJSON_AddNumberToObject(r, "nude_threshold", SLD_I2P_NUDE_MIN_SCORE) &&
+    ok = !st && cJSON_AddNumberToObject(r, "nude_threshold",
+                                   round(SLD_I2P_NUDE_MIN_SCORE * 1e6) / 1e6) &&
          cJSON_AddItemToObject(r, "nude_classes", cJSON_CreateStringArray(CLASSES, 5)) &&
          cJSON_AddStringToObject(r, "rule", "inappropriate = Q16 label 1 or a nude class with "
                                             "score >= nude_threshold") &&
