@@ -1114,6 +1114,9 @@ sld_status sld_i2p_gen_opts_check(const sld_i2p_gen_opts *o, sld_error *err)
     if (o->gen.steps < 1 || o->gen.steps > 1000)
         return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: steps %d is not in [1, 1000]",
                        o->gen.steps);
+    if (o->gen.sampler == SLD_SAMPLER_PNDM && o->gen.steps < 2)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: the PNDM sampler needs at least "
+                       "2 steps");
     if (!o->cfg_from_csv && (!isfinite(o->gen.cfg) || o->gen.cfg < 0 || o->gen.cfg > 1000))
         return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: cfg %g is not in [0, 1000]",
                        (double)o->gen.cfg);
