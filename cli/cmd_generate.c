@@ -42,6 +42,7 @@ static const char *GEN_USAGE =
 typedef struct {
     int quiet;
     int tty;
+    int n_images;
 } progress_state;
 
 static int on_progress(int step, int n_steps, double secs, void *user)
@@ -56,8 +57,8 @@ static int on_progress(int step, int n_steps, double secs, void *user)
         bar[i] = i < filled ? '#' : '.';
     bar[width] = 0;
     fprintf(stderr, "\r[%s] step %d/%d  %.2f s/step  ETA %.0f s ", bar, step, n_steps, per, eta);
-    if (step == n_steps)
-        fputc('\n', stderr);
+    if (step == n_steps) /* the VAE decode (and safety checker) come next */
+        fprintf(stderr, "\n  decoding the image%s ...", ps->n_images > 1 ? "s" : "");
     fflush(stderr);
     return 0;
 }
@@ -273,9 +274,10 @@ int cmd_generate(int argc, char **argv)
         p.sld.mom_beta = o_mb;
     p.seed = seed;
 
-    progress_state ps = {quiet, isatty(2)};
+    progress_state ps = {quiet, isatty(2), p.n_images};
     p.progress = on_progress;
     p.progress_user = &ps;
+    int show = ps.tty && !quiet;
 
     sld_error err;
     sld_model *m = NULL;
@@ -283,13 +285,24 @@ int cmd_generate(int argc, char **argv)
     sld_gen_result r = {0};
     int rc = 1;
     char *params = NULL;
-    if (sld_model_open(&m, model, &mo, &err) || sld_ctx_new(&c, m, threads, &err) ||
-        sld_generate(c, &p, &r, &err)) {
-        if (ps.tty && !quiet)
+    if (show)
+        fprintf(stderr, "loading %s ...", model);
+    if (sld_model_open(&m, model, &mo, &err) || sld_ctx_new(&c, m, threads, &err)) {
+        if (show)
             fputc('\n', stderr);
         cli_fail(&err);
         goto done;
     }
+    if (show)
+        fprintf(stderr, " done\n");
+    if (sld_generate(c, &p, &r, &err)) {
+        if (show)
+            fputc('\n', stderr);
+        cli_fail(&err);
+        goto done;
+    }
+    if (show)
+        fprintf(stderr, " done\n");
     params = sld_gen_params_text(&p, m, seed);
     for (int i = 0; i < r.n; i++) {
         char *path = image_path(out, i, r.n);
