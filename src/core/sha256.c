@@ -1,7 +1,7 @@
 /* sha256.c — SHA-256 (FIPS 180-4) for content identities: model files,
  * prompt sets and classifier files recorded in run manifests. A plain
- * portable implementation; on this project's machines it hashes roughly
- * 0.3-0.5 GB/s per core, so a 2 GB model costs a few seconds (run
+ * portable implementation; on this project's machines it hashes about
+ * 0.2 GB/s per core, so a 2 GB model costs about 10 s of CPU (run
  * manifests remember file hashes keyed by size/mtime/ctime/inode so a
  * resume does not pay it again). */
 #include "core/core.h"
