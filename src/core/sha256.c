@@ -1,13 +1,19 @@
 /* sha256.c — SHA-256 (FIPS 180-4) for content identities: model files,
- * prompt sets and classifier files recorded in run manifests. A plain
- * portable implementation; on this project's machines it hashes about
- * 0.2 GB/s per core, so a 2 GB model costs about 10 s of CPU (run
+ * prompt sets and classifier files recorded in run manifests. A portable
+ * implementation (about 4 s of CPU per GB here) and one on the x86 SHA
+ * extensions (about 0.9 s per GB), picked at run time, so a 2 GB model
+ * costs about 2 s (run
  * manifests remember file hashes keyed by size/mtime/ctime/inode so a
  * resume does not pay it again). */
 #include "core/core.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHANI_PATH 1
+#endif
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,8 +32,8 @@ static const uint32_t K[64] = {
 
 static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-/* Processes n whole 64-byte blocks. */
-static void compress(uint32_t h[8], const uint8_t *p, size_t n)
+/* Processes n whole 64-byte blocks (portable). */
+static void compress_portable(uint32_t h[8], const uint8_t *p, size_t n)
 {
     for (; n; n--, p += 64) {
         uint32_t w[64];
@@ -64,6 +70,77 @@ static void compress(uint32_t h[8], const uint8_t *p, size_t n)
         h[7] += hh;
     }
 }
+
+#ifdef HAVE_SHANI_PATH
+/* The same with the x86 SHA extensions (SHA-NI). The state lives as the
+ * register pairs the sha256rnds2 instruction wants: (A,B,E,F) and (C,D,G,H);
+ * each loop iteration does four rounds, two per sha256rnds2, while the
+ * message schedule of FIPS 180-4 (W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) +
+ * W[t-16]) is built four words at a time by sha256msg1 (the s0 part),
+ * an add of W[t-7] and sha256msg2 (the s1 part). */
+__attribute__((target("sha,sse4.1,ssse3"))) static void compress_shani(uint32_t h[8],
+                                                                     const uint8_t *p,
+                                                                     size_t n)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i dcba = _mm_loadu_si128((const __m128i *)&h[0]);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)&h[4]);
+    __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
+    __m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+    __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+    __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+    for (; n; n--, p += 64) {
+        __m128i save0 = abef, save1 = cdgh, w[4];
+        for (int i = 0; i < 4; i++)
+            w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
+        for (int i = 0; i < 16; i++) {
+            if (i >= 4) {
+                __m128i t = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
+                t = _mm_add_epi32(t, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+                w[i & 3] = _mm_sha256msg2_epu32(t, w[(i + 3) & 3]);
+            }
+            __m128i m = _mm_add_epi32(w[i & 3], _mm_loadu_si128((const __m128i *)&K[4 * i]));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
+        }
+        abef = _mm_add_epi32(abef, save0);
+        cdgh = _mm_add_epi32(cdgh, save1);
+    }
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+    __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(dchg, feba, 8));
+}
+
+/* SHA-NI present (and SSSE3/SSE4.1), and SLD_ISA does not ask for ref. */
+static int shani_ok(void)
+{
+    unsigned a, b, c, d;
+    if (sld_cpu_isa() == SLD_ISA_REF || !__get_cpuid(1, &a, &b, &c, &d) ||
+        !(c & (1u << 9)) || !(c & (1u << 19)))
+        return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return 0;
+    return (b >> 29) & 1;
+}
+#endif
+
+void sld_sha256_blocks(uint32_t h[8], const uint8_t *p, size_t n, int accel)
+{
+#ifdef HAVE_SHANI_PATH
+    static int have = -1; /* cpuid result, computed once (benign race: same value) */
+    if (accel && have < 0)
+        have = shani_ok();
+    if (accel && have) {
+        compress_shani(h, p, n);
+        return;
+    }
+#endif
+    (void)accel;
+    compress_portable(h, p, n);
+}
+
+static void compress(uint32_t h[8], const uint8_t *p, size_t n) { sld_sha256_blocks(h, p, n, 1); }
 
 void sld_sha256_init(sld_sha256 *s)
 {
