@@ -2,9 +2,8 @@
  * prompt sets and classifier files recorded in run manifests. A portable
  * implementation (about 4 s of CPU per GB here) and one on the x86 SHA
  * extensions (about 0.9 s per GB), picked at run time, so a 2 GB model
- * costs about 2 s (run
- * manifests remember file hashes keyed by size/mtime/ctime/inode so a
- * resume does not pay it again). */
+ * costs about 2 s (run manifests remember file hashes keyed by
+ * size/mtime/ctime/inode, so a resume does not pay it again). */
 #include "core/core.h"
 
 #include <errno.h>
