@@ -106,10 +106,12 @@ static sld_status model_json(const sld_i2p_gen_opts *o, const cJSON *old, cJSON 
             break;
         }
         const char *h = old ? cached_hash(old, f[i].rel, &sb) : NULL;
-        if (h)
+        if (h) {
             memcpy(f[i].sha256, h, 65);
-        else
+        } else {
+            sld_model_files_recall(md, &f[i], 1); /* hashed earlier in this process */
             st = sld_model_files_hash(&f[i], 1, err);
+        }
         if (st)
             break;
         cJSON *e = cJSON_CreateObject();
@@ -126,6 +128,7 @@ static sld_status model_json(const sld_i2p_gen_opts *o, const cJSON *old, cJSON 
         char hex[65], short_hash[11];
         sld_model_identity_of(f, n, hex);
         sld_model_identity_set(md, hex);
+        sld_model_files_remember(md, f, n);
         memcpy(short_hash, hex, 10);
         short_hash[10] = 0;
         sld_precision prec = sld_pack_precision(md->opts.precision);

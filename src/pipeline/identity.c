@@ -153,6 +153,43 @@ void sld_model_identity_of(const sld_model_file *f, int n, char hex[65])
     sld_sha256_hex(d, hex);
 }
 
+void sld_model_files_recall(const sld_model *cm, sld_model_file *f, int n)
+{
+    sld_model *m = (sld_model *)cm;
+    pthread_mutex_lock(&m->hash_lock);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; !f[i].sha256[0] && j < m->n_file_hashes; j++)
+            if (!strcmp(m->file_hashes[j].rel, f[i].rel))
+                memcpy(f[i].sha256, m->file_hashes[j].sha256, 65);
+    pthread_mutex_unlock(&m->hash_lock);
+}
+
+void sld_model_files_remember(const sld_model *cm, const sld_model_file *f, int n)
+{
+    sld_model *m = (sld_model *)cm;
+    pthread_mutex_lock(&m->hash_lock);
+    if (!m->file_hashes) {
+        sld_model_file *c = sld_calloc((size_t)(n ? n : 1), sizeof *c);
+        int k = 0, ok = c != NULL;
+        for (int i = 0; ok && i < n; i++) {
+            if (!f[i].sha256[0])
+                continue;
+            c[k].rel = sld_strdup(f[i].rel);
+            c[k].path = sld_strdup(f[i].path);
+            memcpy(c[k].sha256, f[i].sha256, 65);
+            ok = c[k].rel && c[k].path;
+            k++;
+        }
+        if (ok) {
+            m->file_hashes = c;
+            m->n_file_hashes = k;
+        } else {
+            sld_model_files_free(c, k);
+        }
+    }
+    pthread_mutex_unlock(&m->hash_lock);
+}
+
 static void set_locked(sld_model *m, const char hex[65])
 {
     memcpy(m->sha256, hex, 65);
@@ -175,12 +212,24 @@ const char *sld_model_sha256(const sld_model *cm)
         return "";
     sld_model *m = (sld_model *)cm;
     pthread_mutex_lock(&m->hash_lock);
-    if (m->hash_state == 0) {
+    int todo = m->hash_state == 0;
+    pthread_mutex_unlock(&m->hash_lock);
+    if (todo) {
+        /* Hash outside the lock (recall/remember take it); two first callers
+         * at once may both hash, and agree. */
         sld_model_file *f;
         int n;
         sld_error err;
         double t0 = sld_time_now();
-        if (sld_model_files_list(m, &f, &n, &err) || sld_model_files_hash(f, n, &err)) {
+        int bad = sld_model_files_list(m, &f, &n, &err) != SLD_OK;
+        if (!bad) {
+            sld_model_files_recall(m, f, n);
+            bad = sld_model_files_hash(f, n, &err) != SLD_OK;
+        }
+        if (!bad)
+            sld_model_files_remember(m, f, n);
+        pthread_mutex_lock(&m->hash_lock);
+        if (bad) {
             sld_log(SLD_LOG_WARN, "%s: cannot compute the model hash: %s", m->name, err.msg);
             m->hash_state = -1;
         } else {
@@ -191,6 +240,8 @@ const char *sld_model_sha256(const sld_model *cm)
                     sld_time_now() - t0);
         }
         sld_model_files_free(f, n);
+    } else {
+        pthread_mutex_lock(&m->hash_lock);
     }
     const char *r = m->hash_state == 1 ? m->sha256 : "";
     pthread_mutex_unlock(&m->hash_lock);

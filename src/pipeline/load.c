@@ -494,6 +494,7 @@ void sld_model_close(sld_model *m)
     sld_free((char *)m->opts.config_dir);
     sld_free(m->name);
     sld_free(m->path);
+    sld_model_files_free(m->file_hashes, m->n_file_hashes);
     pthread_mutex_destroy(&m->hash_lock);
     sld_free(m);
     /* cached oneDNN weight copies are keyed by pointers that die here */

@@ -41,6 +41,8 @@ struct sld_model {
     int hash_state;             /* 0 not yet, 1 done, -1 failed */
     char sha256[65];
     char short_hash[11];
+    struct sld_model_file *file_hashes; /* per-file hashes seen so far (rel, sha256) */
+    int n_file_hashes;
 };
 
 /* ---- model identity ------------------------------------------------------
@@ -53,7 +55,7 @@ struct sld_model {
  * Identity: a lone file's SHA-256 (A1111's full-file hash, so its short form
  * is A1111's "Model hash"); several files: SHA-256 of the sha256sum-style
  * listing "<hex>  <rel>\n" sorted by rel. */
-typedef struct {
+typedef struct sld_model_file {
     char *rel;        /* name relative to the model folder (a single file: its base name) */
     char *path;       /* path to read */
     char sha256[65];  /* "" until hashed */
@@ -64,6 +66,10 @@ sld_status sld_model_files_list(const sld_model *m, sld_model_file **out, int *n
 void sld_model_files_free(sld_model_file *f, int n);
 /* Hashes every file whose sha256 is still "". */
 sld_status sld_model_files_hash(sld_model_file *f, int n, sld_error *err);
+/* The model's memory of per-file hashes (one process never hashes a file of
+ * an open model twice): fills f[i].sha256 where known / remembers f. */
+void sld_model_files_recall(const sld_model *m, sld_model_file *f, int n);
+void sld_model_files_remember(const sld_model *m, const sld_model_file *f, int n);
 /* The identity of a hashed list (see above). */
 void sld_model_identity_of(const sld_model_file *f, int n, char hex[65]);
 /* Caches an identity already verified by the caller (the I2P runner checks
