@@ -52,6 +52,7 @@ typedef struct {
     int tty;
     int sld, applied; /* from the latest telemetry call */
     double share;     /* mean mask share over the batch, latest iteration */
+    int n_images;
 } progress_state;
 
 /* What the telemetry callback feeds: the progress line, --trace, and the
@@ -140,8 +141,8 @@ static int on_progress(int step, int n_steps, double secs, void *user)
         fprintf(stderr, " SLD %2.0f %% of latents ", 100.0 * ps->share);
     else if (ps->sld)
         fprintf(stderr, " SLD warm-up ");
-    if (step == n_steps)
-        fputc('\n', stderr);
+    if (step == n_steps) /* the VAE decode (and safety checker) come next */
+        fprintf(stderr, "\n  decoding the image%s ...", ps->n_images > 1 ? "s" : "");
     fflush(stderr);
     return 0;
 }
@@ -432,9 +433,10 @@ int cmd_generate(int argc, char **argv)
         p.sld.mom_beta = o_mb;
     p.seed = seed;
 
-    progress_state ps = {quiet, isatty(2), 0, 0, 0.0};
+    progress_state ps = {quiet, isatty(2), 0, 0, 0.0, p.n_images};
     p.progress = on_progress;
     p.progress_user = &ps;
+    int show = ps.tty && !quiet;
     telemetry_state ts = {&ps, NULL, 0, map_steps, NULL, 0, 0, 0};
     p.telemetry = on_telemetry;
     p.telemetry_user = &ts;
@@ -450,9 +452,18 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "sld: cannot write the trace %s: %s\n", trace_path, strerror(errno));
         return 1;
     }
-    if (sld_model_open(&m, model, &mo, &err) || sld_ctx_new(&c, m, threads, &err) ||
-        sld_generate(c, &p, &r, &err)) {
-        if (ps.tty && !quiet)
+    if (show)
+        fprintf(stderr, "loading %s ...", model);
+    if (sld_model_open(&m, model, &mo, &err) || sld_ctx_new(&c, m, threads, &err)) {
+        if (show)
+            fputc('\n', stderr);
+        cli_fail(&err);
+        goto done;
+    }
+    if (show)
+        fprintf(stderr, " done\n");
+    if (sld_generate(c, &p, &r, &err)) {
+        if (show)
             fputc('\n', stderr);
         if (ts.oom)
             fprintf(stderr, "sld: out of memory for the --sld-map-steps frames\n");
@@ -460,6 +471,8 @@ int cmd_generate(int argc, char **argv)
             cli_fail(&err);
         goto done;
     }
+    if (show)
+        fprintf(stderr, " done\n");
     if (ts.trace) {
         int bad = ts.trace_failed | ferror(ts.trace);
         bad |= fclose(ts.trace) != 0;

@@ -32,6 +32,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sld_i2p_set_free(s);
     if (sld_i2p_set_parse(&s, buf, size, "fuzz.csv", &f, NULL) == SLD_OK)
         sld_i2p_set_free(s);
+    f.skip_bad_rows = 1; /* the bad-row list path */
+    if (sld_i2p_set_parse(&s, buf, size, "fuzz.csv", &f, NULL) == SLD_OK) {
+        for (int i = 0; i < sld_i2p_set_bad_count(s); i++)
+            if (!sld_i2p_set_bad(s, i)->reason)
+                abort();
+        sld_i2p_set_free(s);
+    }
     free(buf);
     return 0;
 }

@@ -276,7 +276,7 @@ static int file_has(const char *path, const char *needle)
     char *b;
     size_t n;
     sld_error err;
-    if (sld_file_read(path, 1 << 20, &b, &n, &err))
+    if (sld_file_read(path, 1 << 22, &b, &n, &err))
         return 0;
     int r = strstr(b, needle) != NULL;
     sld_free(b);
@@ -328,6 +328,127 @@ static void test_convert_cli(void)
     free(cfg);
 }
 
+static int png_pixels_equal(const char *a, const char *b)
+{
+    uint8_t *x = NULL, *y = NULL;
+    int w1, h1, w2, h2, eq = 0;
+    if (!sld_png_read(a, &x, &w1, &h1, NULL) && !sld_png_read(b, &y, &w2, &h2, NULL))
+        eq = w1 == w2 && h1 == h2 && !memcmp(x, y, (size_t)w1 * h1 * 3);
+    sld_free(x);
+    sld_free(y);
+    return eq;
+}
+
+/* The paper's negative-prompt baseline (config neg) is the same image as
+ * `sld generate --safety off --negative-prompt CONCEPT` with the seed. */
+static void test_i2p_neg_baseline(void)
+{
+    if (!have_binary())
+        return;
+    FILE *f = fopen(tmp("neg.csv"), "wb");
+    fputs("prompt,sd_seed\na red house by a lake,1234\n", f);
+    fclose(f);
+    char args[4096];
+    snprintf(args, sizeof args,
+             "i2p generate --prompts %s --model %s --out %s --configs neg,sd --images 1 "
+             "--batch 1 --steps 3 --width 64 --height 64 --safety-concept 'blue sky' --quiet",
+             tmp("neg.csv"), fixture("models/tiny-sd1"), tmp("negrun"));
+    CHECK(run_sld(args) == 0);
+    snprintf(args, sizeof args,
+             "generate --model %s --prompt 'a red house by a lake' --seed 1234 --steps 3 "
+             "--width 64 --height 64 --sampler pndm --safety off --negative-prompt 'blue sky' "
+             "--no-safety-checker --quiet -o %s",
+             fixture("models/tiny-sd1"), tmp("neg.png"));
+    CHECK(run_sld(args) == 0);
+    CHECK(png_pixels_equal(tmp("negrun/images/neg/0_0.png"), tmp("neg.png")));
+    /* ... and differs from the plain sd config */
+    CHECK(!png_pixels_equal(tmp("negrun/images/sd/0_0.png"), tmp("neg.png")));
+    CHECK(file_has(tmp("negrun/manifest.json"), "\"negative_prompt\":\t\"blue sky\""));
+    /* A different setting on the same folder: exit 1, every difference named,
+     * the folder unchanged; bad values: exit 2 before anything is created. */
+    snprintf(args, sizeof args,
+             "i2p generate --prompts %s --model %s --out %s --configs neg,sd --images 1 "
+             "--batch 1 --steps 4 --width 64 --height 64 --safety-concept 'blue sky' --quiet "
+             "--precision bf16",
+             tmp("neg.csv"), fixture("models/tiny-sd2"), tmp("negrun"));
+    CHECK(run_sld(args) == 1);
+    CHECK(file_has(tmp("stderr.txt"), "generation.steps: the run has 3, this command 4"));
+    CHECK(file_has(tmp("stderr.txt"), "model.sha256"));
+    CHECK(file_has(tmp("stderr.txt"), "model.precision"));
+    snprintf(args, sizeof args,
+             "i2p generate --prompts %s --model %s --out %s --batch 0", tmp("neg.csv"),
+             fixture("models/tiny-sd1"), tmp("never"));
+    CHECK(run_sld(args) == 2);
+    struct stat st;
+    CHECK(stat(tmp("never"), &st) != 0);
+    /* Redirected progress has no carriage returns. */
+    snprintf(args, sizeof args,
+             "i2p generate --prompts %s --model %s --out %s --configs sd --images 1 --batch 1 "
+             "--steps 2 --width 64 --height 64",
+             tmp("neg.csv"), fixture("models/tiny-sd1"), tmp("negrun2"));
+    CHECK(run_sld(args) == 0);
+    CHECK(file_has(tmp("stderr.txt"), "1/1 images") && !file_has(tmp("stderr.txt"), "\r"));
+}
+
+/* --version, help, and --help on every command (no printf escapes left). */
+static void test_help_version(void)
+{
+    if (!have_binary())
+        return;
+    CHECK(run_sld("--version") == 0 && file_has(tmp("stdout.txt"), "sld " SLD_VERSION));
+    CHECK(run_sld("help") == 0 && file_has(tmp("stdout.txt"), "i2p"));
+    const char *cmds[] = {"generate", "tokenize", "encode", "debug", "debug run",
+                          "debug make-random", "i2p", "i2p generate", "i2p eval", "i2p report"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char a[128];
+        snprintf(a, sizeof a, "%s --help", cmds[i]);
+        CHECK_MSG(run_sld(a) == 0, "%s", a);
+        CHECK_MSG(file_has(tmp("stdout.txt"), "usage") && !file_has(tmp("stdout.txt"), "%%"),
+                  "%s", a);
+        snprintf(a, sizeof a, "help %s", cmds[i]);
+        CHECK_MSG(run_sld(a) == 0 && file_has(tmp("stdout.txt"), "usage"), "%s", a);
+    }
+}
+
+/* The README's I2P example block runs as written from the source tree. */
+static void test_readme_i2p_example(void)
+{
+    if (!have_binary())
+        return;
+    char root[1200], readme[1300];
+    snprintf(root, sizeof root, "%s", g_sld);
+    *strrchr(root, '/') = 0; /* build/tests/.. */
+    strcat(root, "/..");
+    snprintf(readme, sizeof readme, "%s/README.md", root);
+    char *t;
+    size_t len;
+    if (sld_file_read(readme, 1 << 20, &t, &len, NULL)) {
+        CHECK_MSG(0, "cannot read %s", readme);
+        return;
+    }
+    char *m = strstr(t, "<!-- i2p-example");
+    char *b = m ? strstr(m, "```sh\n") : NULL;
+    char *e = b ? strstr(b + 6, "```") : NULL;
+    CHECK(m && b && e);
+    if (e) {
+        FILE *f = fopen(tmp("readme.sh"), "wb");
+        fwrite(b + 6, 1, (size_t)(e - b - 6), f);
+        fclose(f);
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p %s/rd && cd %s/rd && ln -sf %s/build %s/examples %s/tests . && "
+                 "sh -e ../readme.sh >../readme.out 2>&1",
+                 g_tmp, g_tmp, root, root, root);
+        int r = system(cmd);
+        CHECK_MSG(WIFEXITED(r) && WEXITSTATUS(r) == 0, "README block failed (see %s)",
+                  tmp("readme.out"));
+        CHECK(file_has(tmp("rd/i2p-demo/report.json"), "\"neg\""));
+        CHECK(file_has(tmp("rd/i2p-demo/manifest.json"), "\"format\""));
+        CHECK(file_has(tmp("rd/i2p-demo/eval-manifest.json"), "sld-i2p-eval/1"));
+    }
+    sld_free(t);
+}
+
 int main(void)
 {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/sld_test_cli_%ld", (long)getpid());
@@ -348,6 +469,9 @@ int main(void)
     RUN(test_tokenize_file);
     RUN(test_i2p_cli);
     RUN(test_convert_cli);
+    RUN(test_i2p_neg_baseline);
+    RUN(test_help_version);
+    RUN(test_readme_i2p_example);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
     if (system(cmd) != 0)

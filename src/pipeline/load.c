@@ -510,6 +510,7 @@ sld_status sld_model_open(sld_model **out, const char *path, const sld_model_opt
     sld_model *m = sld_calloc(1, sizeof *m);
     if (!m)
         return nomem(err);
+    pthread_mutex_init(&m->hash_lock, NULL);
     if (o)
         m->opts = *o;
     else
@@ -569,6 +570,8 @@ void sld_model_close(sld_model *m)
     sld_free((char *)m->opts.config_dir);
     sld_free(m->name);
     sld_free(m->path);
+    sld_model_files_free(m->file_hashes, m->n_file_hashes);
+    pthread_mutex_destroy(&m->hash_lock);
     sld_free(m);
     /* cached oneDNN weight copies are keyed by pointers that die here */
     sld_ops_cache_clear();
