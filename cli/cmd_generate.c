@@ -489,7 +489,8 @@ int cmd_generate(int argc, char **argv)
     params = sld_gen_params_text(&p, m, seed);
     /* images this run created, removed again if a later write fails: a
      * failed run leaves no a-0.png behind */
-    created = calloc((size_t)r.n + 1, sizeof *created);
+    created = calloc((size_t)r.n * (map_path ? 2 + (size_t)ts.n_frames : 1) + 1,
+                     sizeof *created); /* images, maps, map frames */
     if (!created) {
         fprintf(stderr, "sld: out of memory\n");
         goto done;
@@ -522,6 +523,8 @@ int cmd_generate(int argc, char **argv)
         for (int i = 0; i < r.n; i++) {
             char *path = image_path(map_path, i, r.n);
             const uint8_t *under = map_overlay ? r.pixels + (size_t)i * npx : NULL;
+            struct stat sb;
+            int existed = path && lstat(path, &sb) == 0;
             if (!path || write_map(path, r.safety_map + (size_t)i * plane, mw, mh, map_max, under,
                                    r.width, r.height, params,
                                    "sum over steps of the applied safety term's norm")) {
@@ -530,6 +533,8 @@ int cmd_generate(int argc, char **argv)
                 free(path);
                 goto done;
             }
+            if (!existed && (created[n_created] = strdup(path)))
+                n_created++;
             if (!quiet)
                 fprintf(stderr, "sld: wrote %s\n", path);
             /* frames share one scale per image: the largest of its frames */
@@ -543,6 +548,7 @@ int cmd_generate(int argc, char **argv)
                 char suf[32];
                 snprintf(suf, sizeof suf, "-step-%03d", f);
                 char *fp = path_suffixed(path, suf);
+                int fexisted = fp && lstat(fp, &sb) == 0;
                 if (!fp || write_map(fp, ts.frames + (size_t)f * ts.frame_len + (size_t)i * plane,
                                      mw, mh, fmax > 0 ? fmax : 1.0f, under, r.width, r.height,
                                      params, "applied safety term's norm at this step")) {
@@ -552,7 +558,10 @@ int cmd_generate(int argc, char **argv)
                     free(path);
                     goto done;
                 }
-                free(fp);
+                if (!fexisted)
+                    created[n_created++] = fp;
+                else
+                    free(fp);
             }
             if (map_steps && !quiet)
                 fprintf(stderr, "sld: wrote %d step frames beside %s\n", ts.n_frames, path);
