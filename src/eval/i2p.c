@@ -1012,11 +1012,15 @@ int sld_i2p_labels_inappropriate(const sld_i2p_labels *l, int *nude)
 
 void sld_i2p_eval_opts_default(sld_i2p_eval_opts *o) { memset(o, 0, sizeof *o); }
 
-/* One image to label: a copy of its generate record. */
+/* The images left to label: copies of their generate records. Images
+ * already in the eval logs (done) are only counted, never copied, so memory
+ * follows what is left, not the size of the run. */
 typedef struct {
     cJSON **recs;
     int n, cap;
+    long skipped;
     sld_i2p_keyset seen;
+    const sld_i2p_keyset *done;
     const sld_i2p_eval_opts *o;
     sld_status st;
     sld_error *err;
@@ -1043,6 +1047,10 @@ static int collect_images(const cJSON *obj, int line, void *user)
                                                        (int)row, (int)image));
     if (added == 0)
         return 0;
+    if (added > 0 && sld_i2p_keyset_has(l->done, key)) {
+        l->skipped++;
+        return 0;
+    }
     cJSON *copy = added > 0 ? cJSON_Duplicate(obj, 1) : NULL;
     if (copy && l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 256;
@@ -1136,33 +1144,22 @@ sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn,
     if (!sld_path_is_dir(o->run_dir))
         return sld_err(err, SLD_ERR_IO, "%s: not a folder (run 'sld i2p generate' first)",
                        o->run_dir);
-    image_list l = {.o = o, .err = err};
     done_scan d = {.err = err};
+    image_list l = {.o = o, .err = err, .done = &d.done};
     sld_jsonl *log = NULL;
     char *log_path = NULL;
-    sld_status st = sld_i2p_logs_read(o->run_dir, "generate", collect_images, &l, err);
-    if (!st)
-        st = l.st;
-    if (!st)
-        st = sld_i2p_logs_read(o->run_dir, "eval", collect_done, &d, err);
+    /* What is labelled first, so that only the rest is kept in memory. */
+    sld_status st = sld_i2p_logs_read(o->run_dir, "eval", collect_done, &d, err);
     if (!st)
         st = d.st;
-    if (!st && l.n == 0)
+    if (!st)
+        st = sld_i2p_logs_read(o->run_dir, "generate", collect_images, &l, err);
+    if (!st)
+        st = l.st;
+    if (!st && l.n == 0 && l.skipped == 0)
         st = sld_err(err, SLD_ERR_FORMAT, "%s: no generate*.jsonl records to label",
                      o->run_dir);
-    sld_i2p_progress prog = {.row = -1};
-    for (int i = 0; i < l.n && !st; i++) {
-        double row = 0, image = 0;
-        num_of(l.recs[i], "row", &row);
-        num_of(l.recs[i], "image", &image);
-        char key[128];
-        image_key(key, sizeof key, cJSON_GetObjectItemCaseSensitive(l.recs[i], "config")->valuestring,
-                  (int)row, (int)image);
-        if (sld_i2p_keyset_has(&d.done, key))
-            prog.skipped++;
-        else
-            prog.todo++;
-    }
+    sld_i2p_progress prog = {.row = -1, .todo = l.n, .skipped = l.skipped};
     if (!st && prog.todo > 0) {
         log_path = sld_i2p_log_path(o->run_dir, "eval", o->shard_k, o->shard_n);
         st = log_path ? sld_jsonl_open(&log, log_path, err)
