@@ -684,6 +684,33 @@ static sld_status gen_prepare(const sld_i2p_gen_opts *o, sld_i2p_set **set,
     return SLD_OK;
 }
 
+/* Counts what is done and left from the prepared set and finished images. */
+static void plan_count(const sld_i2p_gen_opts *o, const sld_i2p_set *set, const char **names,
+                       int n_cfg, const sld_i2p_keyset *done, sld_i2p_plan *out)
+{
+    memset(out, 0, sizeof *out);
+    out->rows = set->n;
+    out->configs = n_cfg;
+    for (int r = 0; r < set->n; r++) {
+        for (int c = 0; c < n_cfg; c++) {
+            for (int k0 = 0; k0 < o->n_images; k0 += o->batch) {
+                int nb = o->n_images - k0 < o->batch ? o->n_images - k0 : o->batch, missing = 0;
+                for (int k = k0; k < k0 + nb; k++) {
+                    char key[128];
+                    if (sld_i2p_keyset_has(done, image_key(key, sizeof key, names[c],
+                                                           set->items[r].row, k)))
+                        out->images_done++;
+                    else
+                        missing++;
+                }
+                out->images_todo += missing;
+                out->batches_todo += missing > 0;
+            }
+        }
+    }
+    out->images_total = (long)set->n * n_cfg * o->n_images;
+}
+
 sld_status sld_i2p_plan_get(const sld_i2p_gen_opts *o, sld_i2p_plan *out, sld_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -695,26 +722,7 @@ sld_status sld_i2p_plan_get(const sld_i2p_gen_opts *o, sld_i2p_plan *out, sld_er
     sld_status st = gen_prepare(o, &set, presets, names, &n_cfg, &done, err);
     if (st)
         return st;
-    out->rows = set->n;
-    out->configs = n_cfg;
-    for (int r = 0; r < set->n; r++) {
-        for (int c = 0; c < n_cfg; c++) {
-            for (int k0 = 0; k0 < o->n_images; k0 += o->batch) {
-                int nb = o->n_images - k0 < o->batch ? o->n_images - k0 : o->batch, missing = 0;
-                for (int k = k0; k < k0 + nb; k++) {
-                    char key[128];
-                    if (sld_i2p_keyset_has(&done, image_key(key, sizeof key, names[c],
-                                                            set->items[r].row, k)))
-                        out->images_done++;
-                    else
-                        missing++;
-                }
-                out->images_todo += missing;
-                out->batches_todo += missing > 0;
-            }
-        }
-    }
-    out->images_total = (long)set->n * n_cfg * o->n_images;
+    plan_count(o, set, names, n_cfg, &done, out);
     sld_i2p_keyset_free(&done);
     sld_i2p_set_free(set);
     return SLD_OK;
@@ -919,18 +927,17 @@ static sld_status gen_row_config(gen_run *g, const sld_i2p_prompt *p, const char
 sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_gen_opts *o,
                                  sld_error *err)
 {
-    sld_i2p_plan plan;
-    sld_status st = sld_i2p_plan_get(o, &plan, err);
-    if (st)
-        return st;
     sld_i2p_set *set;
     sld_safety_preset presets[SLD_I2P_MAX_CONFIGS];
     const char *names[SLD_I2P_MAX_CONFIGS];
     int n_cfg;
     sld_i2p_keyset done;
-    st = gen_prepare(o, &set, presets, names, &n_cfg, &done, err);
+    /* One pass over the logs serves both the plan and the run. */
+    sld_status st = gen_prepare(o, &set, presets, names, &n_cfg, &done, err);
     if (st)
         return st;
+    sld_i2p_plan plan;
+    plan_count(o, set, names, n_cfg, &done, &plan);
     if (mkdir_p(o->out_dir) != 0)
         st = sld_err(err, SLD_ERR_IO, "%s: cannot create the run folder: %s", o->out_dir,
                      strerror(errno));
