@@ -359,6 +359,10 @@ check "report.json equals the single-process run's" cmp -s "$I2P_RUN/report.json
 check "report.md equals the single-process run's" cmp -s "$I2P_RUN/report.md" "$T/single/report.md"
 check "report.html written" [ -s "$I2P_RUN/report.html" ]
 
+# docs/I2P.md shows the generate file verbatim (the block after its marker).
+sed -n '/^<!-- examples\/slurm\/i2p.sbatch/,/^```$/p' "$ROOT/docs/I2P.md" | sed '1,2d;$d' >"$T/doc.sbatch"
+check "docs/I2P.md shows examples/slurm/i2p.sbatch as it is" cmp -s "$T/doc.sbatch" "$ROOT/examples/slurm/i2p.sbatch"
+
 say "took $(($(date +%s) - t0)) s from submission"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
