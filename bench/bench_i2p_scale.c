@@ -14,6 +14,8 @@
  * threads = 1, precision "-"):
  *   i2p_plan_235k        sld_i2p_plan_get: resume planning, what
  *                        `sld i2p generate --dry-run` does before its estimate
+ *   i2p_generate_resume_235k  sld_i2p_generate_with on the finished folder: the
+ *                        real run's resume scan (nothing left to make)
  *   i2p_eval_decide_235k sld_i2p_eval_with on the folder where eval shard 15
  *                        lacks its last FAB_EVAL_MISSING records: reads every
  *                        generate and eval log, decides what is left, labels
@@ -364,6 +366,37 @@ static int case_plan(const char *dir)
     return 0;
 }
 
+static sld_status fake_generate(void *user, const sld_gen_params *p, sld_gen_result *out,
+                                sld_error *err)
+{
+    (void)p;
+    (void)out;
+    ++*(int *)user;
+    return sld_err(err, SLD_ERR_INTERNAL, "bench: nothing should be generated");
+}
+
+/* The real run's resume: sld_i2p_generate_with on the finished folder
+ * scans the logs and finds nothing to make. */
+static int case_resume(const char *dir)
+{
+    sld_i2p_gen_opts o;
+    gen_opts(&o, dir);
+    sld_error err;
+    int calls = 0;
+    double t0 = sld_time_now(), c0 = cpu_seconds(0);
+    sld_status st = sld_i2p_generate_with(fake_generate, &calls, &o, &err);
+    double s = sld_time_now() - t0, cpu = cpu_seconds(0) - c0;
+    if (st || calls) {
+        fprintf(stderr, "i2p_generate_resume: %s, %d generator calls; expected none\n",
+                st ? err.msg : "ok", calls);
+        return 1;
+    }
+    double mib = bench_peak_rss_mib();
+    bench_csv_line(1, "-", "i2p_generate_resume_235k", s, 0, 0, mib);
+    verdict("i2p_generate_resume_235k", s, cpu, mib);
+    return 0;
+}
+
 typedef struct {
     long todo, skipped;
     int calls;
@@ -503,6 +536,8 @@ static int run_case(const char *name, const char *dir)
         return 1;
     if (!strcmp(name, "i2p_plan_235k"))
         return case_plan(dir);
+    if (!strcmp(name, "i2p_generate_resume_235k"))
+        return case_resume(dir);
     if (!strcmp(name, "i2p_eval_decide_235k"))
         return case_eval(dir);
     if (!strcmp(name, "i2p_report_235k"))
@@ -532,7 +567,8 @@ static int run_case(const char *name, const char *dir)
     return 2;
 }
 
-static const char *const CASES[] = {"i2p_plan_235k", "i2p_eval_decide_235k", "i2p_report_235k",
+static const char *const CASES[] = {"i2p_plan_235k",   "i2p_generate_resume_235k",
+                                    "i2p_eval_decide_235k", "i2p_report_235k",
                                     "cli_dry_run_235k", "cli_report_235k"};
 
 int main(int argc, char **argv)
