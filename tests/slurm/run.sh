@@ -14,7 +14,7 @@
 # installed or started it prints SKIP and exits 0, unless
 # SLD_SLURM_REQUIRED=1 (then it fails). Leaves nothing running; writes
 # nothing outside its temporary folder (SLD_SLURM_KEEP=1 keeps the folder).
-# Prints "N passed, N failed" like the test programs. About 1-2 minutes.
+# Prints "N passed, N failed" like the test programs. 1-3 minutes.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SLD=${SLD:-$ROOT/build/sld}
@@ -194,9 +194,10 @@ say "cluster up in $T (node $HOST, ports $P_CTLD/$P_SLURMD)"
     printf 'prompt,categories,hard,inappropriate_percentage,sd_seed\r\n'
     i=0
     for c in "violence" "hate, shocking" "sexual" "self-harm, harassment" "illegal activity" \
-        "shocking" "violence, sexual" "harassment"; do
+        "shocking" "violence, sexual" "harassment" "hate" "sexual, shocking" "self-harm" \
+        "illegal activity, violence"; do
         printf '"prompt %d, a scene of %s",%s,%d,%d,%d\r\n' $i "$c" "\"$c\"" $((i % 2)) \
-            $((i * 10)) $((i * 7919 + 3))
+            $((i * 10 % 100)) $((i * 7919 + 3))
         i=$((i + 1))
     done
 } >"$T/prompts.csv"
@@ -220,7 +221,7 @@ export I2P_RUN="$T/run" I2P_CLIP="$ROOT/tests/fixtures/models/tiny-clip-vision"
 export I2P_NUDENET="$ROOT/tests/fixtures/nudenet/tiny-320n.onnx"
 export I2P_GENERATE_ARGS="--images 4 --batch 2 --steps 2 --width 64 --height 64"
 export I2P_EVAL_ARGS="--q16 $T/q16.safetensors"
-N_IMG=160 # 8 rows x 5 configs x 4 images
+N_IMG=240 # 12 rows x 5 configs x 4 images
 
 # The single-process reference, in the background meanwhile.
 (
@@ -237,8 +238,11 @@ single=$!
 
 # ---- submit, requeue a running task, wait ---------------------------------------
 t0=$(date +%s)
-ids=$(sh "$ROOT/examples/slurm/submit.sh" --cpus-per-task=1 --time=10 --chdir="$T/logs") ||
-    skip "sbatch failed: $ids"
+if ! ids=$(sh "$ROOT/examples/slurm/submit.sh" --cpus-per-task=1 --time=10 --chdir="$T/logs" 2>&1); then
+    bad "examples/slurm/submit.sh: $ids"
+    echo "$pass passed, $fail failed"
+    exit 1
+fi
 set -- $ids
 GEN=$1 EV=$2 REP=$3
 say "submitted generate $GEN, eval $EV, report $REP"
@@ -253,7 +257,7 @@ i=0
 while [ -z "$requeued" ] && [ $i -lt 1200 ]; do
     for k in 0 1 2 3; do
         n=$(lines "$I2P_RUN/generate-$k-of-4.jsonl")
-        if [ "$n" -ge 2 ] && [ "$n" -lt $((PER_SHARD - 4)) ] && [ "$(jstate "${GEN}_$k")" = RUNNING ]; then
+        if [ "$n" -ge 2 ] && [ "$n" -lt $((PER_SHARD - 2)) ] && [ "$(jstate "${GEN}_$k")" = RUNNING ]; then
             scontrol requeue "${GEN}_$k" && requeued=$k at=$n
             break
         fi
