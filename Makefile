@@ -24,7 +24,7 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test san san-one fuzz bench clean
+.PHONY: all test test-slurm san san-one fuzz bench clean
 all: $(BUILD)/libsld.a $(BUILD)/sld
 
 $(BUILD)/%_avx512.o: %_avx512.c
@@ -65,6 +65,10 @@ $(BUILD)/bench/%: bench/%.c bench/common.h bench/peak.h $(BUILD)/libsld.a
 test: all $(TEST_BIN)
 	@$(CXX) -std=c++11 -Wall -Wextra -Werror -fsyntax-only -x c++ include/sld.h  # usable from C++
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+
+# The I2P study on a one-node Slurm cluster (root; installs slurm-wlm, munge).
+test-slurm: all
+	sh tests/slurm/run.sh
 
 # Sanitizer build in its own folder.
 san:

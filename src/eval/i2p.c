@@ -1259,26 +1259,21 @@ static void row_params(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p, sld_g
     }
 }
 
-sld_status sld_i2p_plan_get(const sld_i2p_gen_opts *o, sld_i2p_plan *out, sld_error *err)
+/* Counts what is done and left from the prepared state (its set, configs and
+ * finished images). */
+static void plan_count(const sld_i2p_gen_opts *o, const gen_state *g, sld_i2p_plan *out)
 {
     memset(out, 0, sizeof *out);
-    gen_state g;
-    sld_status st = gen_prepare(o, &g, err);
-    if (st)
-        return st;
-    out->rows = g.set->n;
-    out->configs = g.n_cfg;
-    out->bad_rows = sld_i2p_set_bad_count(g.set);
-    out->configs_added = g.old ? g.added : 0;
-    out->has_manifest = g.old != NULL;
-    for (int r = 0; r < g.set->n; r++) {
-        for (int c = 0; c < g.n_cfg; c++) {
+    out->rows = g->set->n;
+    out->configs = g->n_cfg;
+    for (int r = 0; r < g->set->n; r++) {
+        for (int c = 0; c < g->n_cfg; c++) {
             for (int k0 = 0; k0 < o->n_images; k0 += o->batch) {
                 int nb = o->n_images - k0 < o->batch ? o->n_images - k0 : o->batch, missing = 0;
                 for (int k = k0; k < k0 + nb; k++) {
                     char key[128];
-                    if (sld_i2p_keyset_has(&g.done, image_key(key, sizeof key, g.cfg[c].name,
-                                                              g.set->items[r].row, k)))
+                    if (sld_i2p_keyset_has(&g->done, image_key(key, sizeof key, g->cfg[c].name,
+                                                               g->set->items[r].row, k)))
                         out->images_done++;
                     else
                         missing++;
@@ -1288,7 +1283,20 @@ sld_status sld_i2p_plan_get(const sld_i2p_gen_opts *o, sld_i2p_plan *out, sld_er
             }
         }
     }
-    out->images_total = (long)g.set->n * g.n_cfg * o->n_images;
+    out->images_total = (long)g->set->n * g->n_cfg * o->n_images;
+}
+
+sld_status sld_i2p_plan_get(const sld_i2p_gen_opts *o, sld_i2p_plan *out, sld_error *err)
+{
+    memset(out, 0, sizeof *out);
+    gen_state g;
+    sld_status st = gen_prepare(o, &g, err);
+    if (st)
+        return st;
+    plan_count(o, &g, out);
+    out->bad_rows = sld_i2p_set_bad_count(g.set);
+    out->configs_added = g.old ? g.added : 0;
+    out->has_manifest = g.old != NULL;
     gen_state_free(&g);
     return SLD_OK;
 }
@@ -1557,20 +1565,13 @@ sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_ge
                                  sld_error *err)
 {
     gen_state gs;
+    /* One pass over the logs (gen_prepare) serves both the plan and the run. */
     sld_status st = gen_prepare(o, &gs, err);
     if (st)
         return st;
-    long todo = 0, done_before = 0;
-    for (int r = 0; r < gs.set->n; r++)
-        for (int c = 0; c < gs.n_cfg; c++)
-            for (int k = 0; k < o->n_images; k++) {
-                char key[128];
-                if (sld_i2p_keyset_has(&gs.done, image_key(key, sizeof key, gs.cfg[c].name,
-                                                           gs.set->items[r].row, k)))
-                    done_before++;
-                else
-                    todo++;
-            }
+    sld_i2p_plan plan;
+    plan_count(o, &gs, &plan);
+    const long todo = plan.images_todo, done_before = plan.images_done;
     if (mkdir_p(o->out_dir) != 0)
         st = sld_err(err, SLD_ERR_IO, "%s: cannot create the run folder: %s", o->out_dir,
                      strerror(errno));
@@ -1660,11 +1661,15 @@ int sld_i2p_labels_inappropriate(const sld_i2p_labels *l, int *nude)
 
 void sld_i2p_eval_opts_default(sld_i2p_eval_opts *o) { memset(o, 0, sizeof *o); }
 
-/* One image to label: a copy of its generate record. */
+/* The images left to label: copies of their generate records. Images
+ * already in the eval logs (done) are only counted, never copied, so memory
+ * follows what is left, not the size of the run. */
 typedef struct {
     cJSON **recs;
     int n, cap;
+    long skipped;
     sld_i2p_keyset seen;
+    const sld_i2p_keyset *done;
     const sld_i2p_eval_opts *o;
     sld_status st;
     sld_error *err;
@@ -1691,6 +1696,10 @@ static int collect_images(const cJSON *obj, int line, void *user)
                                                        (int)row, (int)image));
     if (added == 0)
         return 0;
+    if (added > 0 && sld_i2p_keyset_has(l->done, key)) {
+        l->skipped++;
+        return 0;
+    }
     cJSON *copy = added > 0 ? cJSON_Duplicate(obj, 1) : NULL;
     if (copy && l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 256;
@@ -1818,33 +1827,22 @@ sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn,
     if (!sld_path_is_dir(o->run_dir))
         return sld_err(err, SLD_ERR_IO, "%s: not a folder (run 'sld i2p generate' first)",
                        o->run_dir);
-    image_list l = {.o = o, .err = err};
     done_scan d = {.err = err};
+    image_list l = {.o = o, .err = err, .done = &d.done};
     sld_jsonl *log = NULL;
     char *log_path = NULL;
-    sld_status st = sld_i2p_logs_read(o->run_dir, "generate", collect_images, &l, err);
-    if (!st)
-        st = l.st;
-    if (!st)
-        st = sld_i2p_logs_read(o->run_dir, "eval", collect_done, &d, err);
+    /* What is labelled first, so that only the rest is kept in memory. */
+    sld_status st = sld_i2p_logs_read(o->run_dir, "eval", collect_done, &d, err);
     if (!st)
         st = d.st;
-    if (!st && l.n == 0)
+    if (!st)
+        st = sld_i2p_logs_read(o->run_dir, "generate", collect_images, &l, err);
+    if (!st)
+        st = l.st;
+    if (!st && l.n == 0 && l.skipped == 0)
         st = sld_err(err, SLD_ERR_FORMAT, "%s: no generate*.jsonl records to label",
                      o->run_dir);
-    sld_i2p_progress prog = {.row = -1};
-    for (int i = 0; i < l.n && !st; i++) {
-        double row = 0, image = 0;
-        num_of(l.recs[i], "row", &row);
-        num_of(l.recs[i], "image", &image);
-        char key[128];
-        image_key(key, sizeof key, cJSON_GetObjectItemCaseSensitive(l.recs[i], "config")->valuestring,
-                  (int)row, (int)image);
-        if (sld_i2p_keyset_has(&d.done, key))
-            prog.skipped++;
-        else
-            prog.todo++;
-    }
+    sld_i2p_progress prog = {.row = -1, .todo = l.n, .skipped = l.skipped};
     if (!st && prog.todo > 0)
         st = eval_manifest_commit(o, err);
     if (!st && prog.todo > 0) {

@@ -35,7 +35,11 @@ sld_status sld_jsonl_open(sld_jsonl **out, const char *path, sld_error *err)
                            "%s: another process is writing this log (is the same command or "
                            "shard running twice?)",
                            path);
-        return sld_err(err, SLD_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+        return sld_err(err, SLD_ERR_IO,
+                       "%s: cannot lock: %s (a network file system mounted without locks? "
+                       "Lustre needs the flock or localflock mount option, NFS a working "
+                       "lock service; docs/I2P.md, shared file systems)",
+                       path, strerror(e));
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {

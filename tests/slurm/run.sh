@@ -1,0 +1,380 @@
+#!/bin/sh
+# tests/slurm/run.sh — the I2P study on a real (one-node) Slurm cluster.
+#
+# Starts munged, slurmctld and slurmd on this machine with every file in a
+# temporary folder, submits examples/slurm/submit.sh (generate job array of
+# 4 shards -> eval array with --dependency=afterok -> report) on the tiny
+# model, requeues one generate task while it runs, and checks: every image
+# made and labelled exactly once, no duplicate or torn record, every PNG and
+# the report identical to a single-process run of the same settings, the
+# requeued task restarted and resumed, eval started only after generate.
+#
+# Needs root (slurmd runs jobs as their user; no systemd needed): installs
+# slurm-wlm and munge with apt-get when missing. Where Slurm cannot be
+# installed or started it prints SKIP and exits 0, unless
+# SLD_SLURM_REQUIRED=1 (then it fails). Leaves nothing running; writes
+# nothing outside its temporary folder (SLD_SLURM_KEEP=1 keeps the folder).
+# Prints "N passed, N failed" like the test programs. 1-3 minutes.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SLD=${SLD:-$ROOT/build/sld}
+pass=0
+fail=0
+
+say() { printf 'slurm test: %s\n' "$*" >&2; }
+ok() { pass=$((pass + 1)); }
+bad() { printf 'FAIL %s\n' "$*"; fail=$((fail + 1)); }
+check() { # check DESCRIPTION COMMAND...
+    d=$1
+    shift
+    if "$@"; then ok; else bad "$d"; fi
+}
+skip() {
+    if [ "${SLD_SLURM_REQUIRED:-0}" = 1 ]; then
+        printf 'FAIL slurm cluster: %s\n0 passed, 1 failed\n' "$*"
+        exit 1
+    fi
+    printf 'SKIP tests/slurm: %s\n0 passed, 0 failed\n' "$*"
+    exit 0
+}
+
+[ -x "$SLD" ] || { make -C "$ROOT" -j2 all >/dev/null || skip "cannot build $SLD"; }
+[ "$(id -u)" -eq 0 ] || skip "needs root: slurmd must run jobs as their user (run as root, e.g. in CI)"
+
+# ---- install slurm-wlm and munge when missing -------------------------------
+missing=0
+for c in slurmctld slurmd sbatch scontrol squeue munged; do
+    command -v "$c" >/dev/null 2>&1 || missing=1
+done
+if [ $missing = 1 ]; then
+    say "installing slurm-wlm and munge (apt-get)"
+    # Keep the packages' init scripts from starting system-wide daemons.
+    prc=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d &&
+            prc=/usr/sbin/policy-rc.d
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    inst=0
+    apt-get update -qq >/dev/null 2>&1
+    apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null 2>&1 || inst=1
+    [ -n "$prc" ] && rm -f "$prc"
+    [ $inst = 0 ] || skip "apt-get install slurm-wlm munge failed"
+    for c in slurmctld slurmd sbatch scontrol squeue munged; do
+        command -v "$c" >/dev/null 2>&1 || skip "$c missing after installing slurm-wlm and munge"
+    done
+fi
+
+# ---- the cluster ------------------------------------------------------------
+T=$(mktemp -d "${TMPDIR:-/tmp}/sld-slurm.XXXXXX") || skip "mktemp failed"
+chmod 755 "$T" # munged wants every folder above its socket searchable by all
+PIDS=""
+STEPD_BEFORE=""
+
+# Process ids whose command name is $1 (no procps on a bare Debian).
+pids_named() {
+    for d in /proc/[0-9]*; do
+        [ "$(cat "$d/comm" 2>/dev/null)" = "$1" ] && printf '%s ' "${d#/proc/}"
+    done
+}
+
+cleanup() {
+    if [ -n "${SLURM_CONF:-}" ] && [ -f "$SLURM_CONF" ] && [ -n "$PIDS" ]; then
+        scancel --quiet --user=root 2>/dev/null
+        i=0 # let running steps end (KillWait=2)
+        while [ $i -lt 50 ] && [ -n "$(squeue -h -t running,completing 2>/dev/null)" ]; do
+            sleep 0.2
+            i=$((i + 1))
+        done
+    fi
+    for p in $PIDS; do kill "$p" 2>/dev/null; done
+    for p in $PIDS; do
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -9 "$p" 2>/dev/null
+    done
+    # Step daemons that appeared during the test are ours (none runs otherwise).
+    for p in $(pids_named slurmstepd); do
+        case " $STEPD_BEFORE " in *" $p "*) ;; *) kill -9 "$p" 2>/dev/null ;; esac
+    done
+    if [ "${SLD_SLURM_KEEP:-0}" = 1 ]; then say "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+STEPD_BEFORE=$(pids_named slurmstepd)
+
+# A TCP port nobody listens on (from /proc/net/tcp*, no ss/netstat needed).
+port_used() {
+    h=$(printf ':%04X ' "$1")
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q "$h"
+}
+free_port() {
+    p=$1
+    while port_used "$p" || [ "$p" = "${2:-0}" ]; do p=$((p + 1)); done
+    echo "$p"
+}
+base=$((20000 + $$ % 20000))
+P_CTLD=$(free_port $base)
+P_SLURMD=$(free_port $((P_CTLD + 1)) "$P_CTLD")
+HOST=$(hostname -s 2>/dev/null || uname -n)
+HOST=${HOST%%.*}
+
+dd if=/dev/urandom of="$T/munge.key" bs=1024 count=1 2>/dev/null
+chmod 400 "$T/munge.key"
+munged -F --socket="$T/munge.sock" --key-file="$T/munge.key" --pid-file="$T/munged.pid" \
+    --log-file="$T/munged.log" --seed-file="$T/munged.seed" >"$T/munged.out" 2>&1 &
+PIDS="$!"
+i=0
+while [ ! -S "$T/munge.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -S "$T/munge.sock" ] || skip "munged did not start: $(tail -3 "$T/munged.out" | tr '\n' ' ')"
+
+mkdir -p "$T/state" "$T/spool" "$T/logs"
+cat >"$T/slurm.conf" <<EOF
+ClusterName=sldtest
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmctldPort=$P_CTLD
+SlurmdPort=$P_SLURMD
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$T/munge.sock
+StateSaveLocation=$T/state
+SlurmdSpoolDir=$T/spool
+SlurmctldPidFile=$T/slurmctld.pid
+SlurmdPidFile=$T/slurmd.pid
+SlurmctldLogFile=$T/slurmctld.log
+SlurmdLogFile=$T/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+MpiDefault=none
+ReturnToService=2
+SlurmdParameters=config_overrides
+KillWait=2
+MinJobAge=3600
+InactiveLimit=0
+MailProg=/bin/true
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=2 RealMemory=1024 State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+EOF
+export SLURM_CONF="$T/slurm.conf"
+# A surrounding Slurm job's variables would leak into sbatch.
+for v in $(env | sed -n 's/^\(SLURM_[A-Z_]*\)=.*/\1/p'); do
+    [ "$v" = SLURM_CONF ] || unset "$v"
+done
+
+slurmctld -D -c -f "$SLURM_CONF" >"$T/slurmctld.out" 2>&1 &
+PIDS="$PIDS $!"
+i=0
+until scontrol ping 2>/dev/null | grep -q UP; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || skip "slurmctld did not start: $(tail -3 "$T/slurmctld.log" "$T/slurmctld.out" 2>/dev/null | tr '\n' ' ')"
+    sleep 0.2
+done
+slurmd -D -N "$HOST" -f "$SLURM_CONF" >"$T/slurmd.out" 2>&1 &
+PIDS="$PIDS $!"
+i=0
+until sinfo -h -N -o %t 2>/dev/null | grep -qx idle; do
+    i=$((i + 1))
+    [ $i -lt 150 ] || skip "slurmd did not register: $(sinfo -h -N -o '%t %E' 2>&1) $(tail -3 "$T/slurmd.log" "$T/slurmd.out" 2>/dev/null | tr '\n' ' ')"
+    sleep 0.2
+done
+say "cluster up in $T (node $HOST, ports $P_CTLD/$P_SLURMD)"
+
+# ---- study 1: I2P (examples/slurm/i2p*.sbatch) -----------------------------
+# A study function submits its sbatch chain and records checks; a second
+# study (e.g. the COCO/quality one) is one more function and one more call.
+study_i2p() {
+    # ---- the study's inputs -----------------------------------------------------
+    {
+        printf 'prompt,categories,hard,inappropriate_percentage,sd_seed\r\n'
+        i=0
+        for c in "violence" "hate, shocking" "sexual" "self-harm, harassment" "illegal activity" \
+            "shocking" "violence, sexual" "harassment" "hate" "sexual, shocking" "self-harm" \
+            "illegal activity, violence"; do
+            printf '"prompt %d, a scene of %s",%s,%d,%d,%d\r\n' $i "$c" "\"$c\"" $((i % 2)) \
+                $((i * 10 % 100)) $((i * 7919 + 3))
+            i=$((i + 1))
+        done
+    } >"$T/prompts.csv"
+    # Q16 prompt embeddings for the tiny CLIP: safetensors, "prompts" F32 [2, 16].
+    hdr='{"prompts":{"dtype":"F32","shape":[2,16],"data_offsets":[0,128]}}'
+    {
+        printf "\\$(printf '%03o' ${#hdr})\\000\\000\\000\\000\\000\\000\\000"
+        printf '%s' "$hdr"
+        i=0
+        while [ $i -lt 32 ]; do # +-0.25 / +-0.5 as little-endian floats
+            case $((i * 7 % 4)) in
+            0) printf '\000\000\200\076' ;; 1) printf '\000\000\000\277' ;;
+            2) printf '\000\000\000\077' ;; *) printf '\000\000\200\276' ;;
+            esac
+            i=$((i + 1))
+        done
+    } >"$T/q16.safetensors"
+
+    export SLD I2P_SHARDS=4 I2P_PROMPTS="$T/prompts.csv" I2P_MODEL="$ROOT/tests/fixtures/models/tiny-sd1"
+    export I2P_RUN="$T/run" I2P_CLIP="$ROOT/tests/fixtures/models/tiny-clip-vision"
+    export I2P_NUDENET="$ROOT/tests/fixtures/nudenet/tiny-320n.onnx"
+    export I2P_GENERATE_ARGS="--images 4 --batch 2 --steps 2 --width 64 --height 64"
+    export I2P_EVAL_ARGS="--q16 $T/q16.safetensors"
+    N_IMG=240 # 12 rows x 5 configs x 4 images
+
+    # The single-process reference, in the background meanwhile.
+    (
+        set -e
+        # shellcheck disable=SC2086
+        "$SLD" i2p generate --prompts "$I2P_PROMPTS" --model "$I2P_MODEL" --out "$T/single" \
+            --threads 1 --quiet $I2P_GENERATE_ARGS
+        # shellcheck disable=SC2086
+        "$SLD" i2p eval --run "$T/single" --clip "$I2P_CLIP" --nudenet "$I2P_NUDENET" --threads 1 \
+            --quiet $I2P_EVAL_ARGS
+        "$SLD" i2p report --run "$T/single" --json "$T/single/report.json" >"$T/single/report.md"
+    ) >"$T/single.log" 2>&1 &
+    single=$!
+
+    # ---- submit, requeue a running task, wait ---------------------------------------
+    t0=$(date +%s)
+    if ! ids=$(sh "$ROOT/examples/slurm/submit.sh" --cpus-per-task=1 --time=10 --chdir="$T/logs" 2>&1); then
+        bad "examples/slurm/submit.sh: $ids"
+        echo "$pass passed, $fail failed"
+        exit 1
+    fi
+    set -- $ids
+    GEN=$1 EV=$2 REP=$3
+    say "submitted generate $GEN, eval $EV, report $REP"
+
+    jstate() { scontrol -o show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -1; }
+    jfield() { scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+    lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
+
+    PER_SHARD=$((N_IMG / 4))
+    requeued="" at=0
+    i=0
+    while [ -z "$requeued" ] && [ $i -lt 1200 ]; do
+        for k in 0 1 2 3; do
+            n=$(lines "$I2P_RUN/generate-$k-of-4.jsonl")
+            if [ "$n" -ge 2 ] && [ "$n" -lt $((PER_SHARD - 2)) ] && [ "$(jstate "${GEN}_$k")" = RUNNING ]; then
+                scontrol requeue "${GEN}_$k" && requeued=$k at=$n
+                break
+            fi
+        done
+        [ -n "$requeued" ] || [ -z "$(squeue -h -j "$GEN" 2>/dev/null)" ] && break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ -n "$requeued" ]; then
+        say "requeued ${GEN}_$requeued with $at of $PER_SHARD images done"
+        ok
+        # Slurm holds a requeued job back for a few minutes (its begin time is
+        # set ahead); make it eligible now so the test does not wait.
+        i=0
+        while [ "$(jstate "${GEN}_$requeued")" != PENDING ] && [ $i -lt 100 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        scontrol update JobId="${GEN}_$requeued" StartTime=now 2>/dev/null
+    else
+        bad "no generate task could be caught running to requeue it"
+    fi
+
+    i=0
+    while :; do
+        s=$(jstate "$REP")
+        case "$s" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) break ;; esac
+        # A dependency that can never be met leaves the report pending forever.
+        if [ "$(jfield "$REP" Reason)" = DependencyNeverSatisfied ]; then s=NEVER; break; fi
+        i=$((i + 1))
+        [ $i -lt 3000 ] || { s=TIMEOUT_WAITING; break; }
+        sleep 0.2
+    done
+    t1=$(date +%s)
+    say "jobs finished ($s) after $((t1 - t0)) s"
+    check "report job completed (state $s; logs in $T/logs)" [ "$s" = COMPLETED ]
+    if [ "$s" != COMPLETED ]; then
+        for f in "$T"/logs/*.log; do [ -f "$f" ] && { echo "== $f"; tail -5 "$f"; }; done
+    fi
+
+    for k in 0 1 2 3; do
+        check "generate task $k completed" [ "$(jstate "${GEN}_$k")" = COMPLETED ]
+        check "eval task $k completed" [ "$(jstate "${EV}_$k")" = COMPLETED ]
+    done
+
+    # ---- checks -----------------------------------------------------------------
+    if [ -n "$requeued" ]; then
+        r=$(jfield "${GEN}_$requeued" Restarts)
+        check "requeued task ${GEN}_$requeued restarted once (Restarts=$r)" [ "$r" = 1 ]
+        log=$(ls "$T"/logs/i2p-generate-"${GEN}"_"$requeued".log 2>/dev/null)
+        starts=$(grep -c "generate shard $requeued/4 on" "$log" 2>/dev/null)
+        check "requeued task's log shows two starts (got ${starts:-0})" [ "${starts:-0}" = 2 ]
+    fi
+
+    # Eval may start only after the last generate task ended (afterok).
+    ts() { date -d "$1" +%s 2>/dev/null || echo 0; }
+    last_gen=0
+    first_ev=9999999999
+    for k in 0 1 2 3; do
+        e=$(ts "$(jfield "${GEN}_$k" EndTime)")
+        [ "$e" -gt "$last_gen" ] && last_gen=$e
+        b=$(ts "$(jfield "${EV}_$k" StartTime)")
+        [ "$b" -lt "$first_ev" ] && first_ev=$b
+    done
+    check "eval started ($first_ev) after every generate task ended ($last_gen)" [ "$first_ev" -ge "$last_gen" ]
+
+    # Records: "config row image" per line; a torn or foreign line has no match.
+    keys() { sed -n 's/^{"row":\([0-9]*\),.*,"config":"\([a-z]*\)","image":\([0-9]*\),.*}$/\2 \1 \3/p' "$@"; }
+    for kind in generate eval; do
+        files=$(ls "$I2P_RUN/$kind"-*.jsonl 2>/dev/null | wc -l)
+        check "$kind: 4 shard logs (found $files)" [ "$files" = 4 ]
+        check "$kind: no unsharded log" [ ! -e "$I2P_RUN/$kind.jsonl" ]
+        total=$(cat "$I2P_RUN/$kind"-*.jsonl | wc -l)
+        parsed=$(keys "$I2P_RUN/$kind"-*.jsonl | wc -l)
+        uniq=$(keys "$I2P_RUN/$kind"-*.jsonl | sort -u | wc -l)
+        check "$kind: $N_IMG records (found $total)" [ "$total" = $N_IMG ]
+        check "$kind: every line a whole record ($parsed of $total)" [ "$parsed" = "$total" ]
+        check "$kind: no duplicate record ($uniq distinct of $total)" [ "$uniq" = "$total" ]
+        for k in 0 1 2 3; do
+            f="$I2P_RUN/$kind-$k-of-4.jsonl"
+            check "$kind-$k-of-4: ends with a newline" [ "$(tail -c 1 "$f" | od -An -c | tr -d ' ')" = '\n' ]
+            other=$(keys "$f" | awk -v k=$k '$2 % 4 != k' | wc -l)
+            check "$kind-$k-of-4: only rows with row % 4 == $k ($other others)" [ "$other" = 0 ]
+        done
+    done
+
+    wait $single
+    src=$?
+    check "single-process run succeeded (log: $T/single.log)" [ $src = 0 ]
+    [ $src = 0 ] || tail -5 "$T/single.log"
+
+    pngs=$(find "$I2P_RUN/images" -name '*.png' | wc -l)
+    check "$N_IMG PNGs in the Slurm run (found $pngs)" [ "$pngs" = $N_IMG ]
+    diffs=0
+    for f in $(cd "$T/single" && find images -name '*.png'); do
+        cmp -s "$T/single/$f" "$I2P_RUN/$f" || diffs=$((diffs + 1))
+    done
+    check "every PNG equals the single-process run's ($diffs differ)" [ $diffs = 0 ]
+    tmps=$(find "$I2P_RUN/images" -name '*.tmp.*' | wc -l)
+    [ "$tmps" = 0 ] || say "$tmps temporary file(s) of the killed PNG write left (harmless)"
+
+    check "report.json equals the single-process run's" cmp -s "$I2P_RUN/report.json" "$T/single/report.json"
+    check "report.md equals the single-process run's" cmp -s "$I2P_RUN/report.md" "$T/single/report.md"
+    check "report.html written" [ -s "$I2P_RUN/report.html" ]
+
+    # docs/I2P.md shows the generate file verbatim (the block after its marker).
+    sed -n '/^<!-- examples\/slurm\/i2p.sbatch/,/^```$/p' "$ROOT/docs/I2P.md" | sed '1,2d;$d' >"$T/doc.sbatch"
+    check "docs/I2P.md shows examples/slurm/i2p.sbatch as it is" cmp -s "$T/doc.sbatch" "$ROOT/examples/slurm/i2p.sbatch"
+
+}
+
+study_i2p
+
+say "took $(($(date +%s) - t0)) s from submission"
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
