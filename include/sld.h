@@ -207,15 +207,43 @@ sld_status sld_generate(sld_ctx *c, const sld_gen_params *p, sld_gen_result *out
 void sld_gen_result_free(sld_gen_result *r);
 
 /* Writes an 8-bit RGB PNG atomically (temp file + rename) with an optional
- * "parameters" tEXt chunk (NULL for none). */
+ * "parameters" text chunk (NULL for none): tEXt (Latin-1) when Latin-1 can
+ * hold the UTF-8 text, else iTXt, as PIL and A1111 write it. */
 sld_status sld_png_write(const char *path, const uint8_t *rgb, int width, int height,
                          const char *parameters, sld_error *err);
 
-/* The A1111-style "parameters" text of a generation ("prompt\nNegative prompt:
- * ...\nSteps: 50, Sampler: PLMS, CFG scale: 7.5, Seed: 42, Size: 512x512, Model:
- * ..., SLD: on, SLD guidance scale: ..."), with the given seed; m may be NULL.
+/* The "parameters" text of a generation in AUTOMATIC1111's infotext form,
+ * so that A1111's PNG Info (and tools following it) read every field back:
+ *
+ *   <prompt>
+ *   Negative prompt: <negative prompt>          (only when one is given)
+ *   Steps: 50, Sampler: PLMS, CFG scale: 7.5, Seed: 42, Size: 512x512,
+ *   Model hash: <hash>, Model: <name>, [Eta DDIM: e,] [Batch size: n,]
+ *   SLD: off|weak|medium|strong|max|custom, [SLD config: <name>,]
+ *   SLD guidance scale: s_S, SLD warmup steps: delta, SLD threshold: lambda,
+ *   SLD momentum scale: s_m, SLD mom beta: beta_m, Safety concept: "<text>",
+ *   [I2P row: r, I2P image: k,] Version: sld <version>
+ *
+ * (the settings are one line). Values holding ',', ':', '"' or control
+ * characters are JSON-quoted as A1111's quote() does; control characters
+ * in the prompts become spaces, so a prompt cannot forge a settings or
+ * "Negative prompt:" line (docs/NOTES.md, "PNG metadata"). The SLD
+ * hyperparameters follow only when safety guidance acts. m may be NULL.
  * Returns a new string (free with free()) or NULL when out of memory. */
 char *sld_gen_params_text(const sld_gen_params *p, const sld_model *m, uint64_t seed);
+
+/* What the text cannot know from the parameters alone. */
+typedef struct {
+    const char *config;     /* an I2P config name ("SLD config"), NULL = none */
+    const char *model_hash; /* "Model hash" (NULL: the model's own when known) */
+    const char *model_name; /* "Model" (NULL: sld_model_name(m)) */
+    int i2p_row, i2p_image; /* >= 0: "I2P row", "I2P image" */
+} sld_gen_params_text_extra;
+
+void sld_gen_params_text_extra_default(sld_gen_params_text_extra *x);
+/* sld_gen_params_text with extra fields; x may be NULL. */
+char *sld_gen_params_text_ex(const sld_gen_params *p, const sld_model *m, uint64_t seed,
+                             const sld_gen_params_text_extra *x);
 
 /* Writes float32 tensors to a .safetensors file atomically: names[i] with
  * shape shapes[i] (ndims[i] dims) and data[i]. For --save-latents, encode and

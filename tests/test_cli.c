@@ -119,7 +119,7 @@ static void test_reproduces_golden_runs(void)
     }
     CHECK(sld_png_read_text(tmp("safe.png"), "parameters", &par, &err) == SLD_OK);
     if (par) {
-        CHECK_MSG(strstr(par, "Sampler: PLMS") && strstr(par, "SLD: on, SLD guidance scale: 1000, "
+        CHECK_MSG(strstr(par, "Sampler: PLMS") && strstr(par, "SLD: medium, SLD guidance scale: 1000, "
                                                               "SLD warmup steps: 10, SLD threshold: "
                                                               "0.01, SLD momentum scale: 0.3, SLD "
                                                               "mom beta: 0.4"),
