@@ -868,7 +868,7 @@ static sld_status category_metrics(sld_i2p_report *r, int ca, int is_all, int np
         m->delta_prob = m->delta_prob_lo = m->delta_prob_hi = NAN;
         m->delta_emi = m->delta_emi_lo = m->delta_emi_hi = NAN;
         int bl = r->baseline;
-        if (bl < 0 || np == 0)
+        if (bl < 0 || bl == c || np == 0)
             continue;
         const sld_i2p_metric *mb = &r->m[(size_t)bl * r->cats.n + ca];
         m->delta_prob = m->prob - mb->prob;
@@ -1287,7 +1287,7 @@ static void sb_html(sbuf *b, const char *s)
     }
 }
 
-/* Markdown table cell text: '|' and '\' escaped, HTML characters as
+/* Markdown table cell text: '|', '\', '`' and '*' escaped, HTML characters as
  * entities, line breaks and other control characters as spaces. */
 static void sb_md(sbuf *b, const char *s)
 {
@@ -1301,7 +1301,6 @@ static void sb_md(sbuf *b, const char *s)
         case '&': sb_printf(b, "&amp;"); break;
         case '`': sb_printf(b, "\\`"); break;
         case '*': sb_printf(b, "\\*"); break;
-        case '_': sb_printf(b, "\\_"); break;
         default:
             if (c < 0x20 || c == 0x7F)
                 sb_put(b, " ", 1);
