@@ -35,6 +35,17 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The version string: SLD_VERSION (sld.h) plus `git describe` when built from
+# a git checkout. The header is rewritten only when the description changes.
+GIT_DESCRIBE := $(shell git describe --always --dirty --tags 2>/dev/null)
+$(BUILD)/sld_build_version.h: FORCE
+	@mkdir -p $(BUILD); v='#define SLD_GIT_DESCRIBE "$(GIT_DESCRIBE)"'; \
+	  [ "$$(cat $@ 2>/dev/null)" = "$$v" ] || echo "$$v" > $@
+$(BUILD)/src/pipeline/identity.o: $(BUILD)/sld_build_version.h
+$(BUILD)/src/pipeline/identity.o: CFLAGS += -I$(BUILD)
+.PHONY: FORCE
+FORCE:
+
 $(BUILD)/libsld.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -25,6 +25,10 @@ static int debug_run(int argc, char **argv)
     long long threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(DEBUG_USAGE, stdout);
+            return 0;
+        }
         if (i + 1 >= argc)
             return usage("'%s' needs a value or is unknown", a);
         const char *v = argv[++i];
@@ -85,6 +89,10 @@ static int debug_make_random(int argc, char **argv)
     unsigned long long seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(DEBUG_USAGE, stdout);
+            return 0;
+        }
         if (i + 1 >= argc)
             return usage("'%s' needs a value or is unknown", a);
         const char *v = argv[++i];

@@ -6,23 +6,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static const char *USAGE_GEN =
     "usage: sld i2p generate --prompts CSV --model PATH --out RUN_DIR [options]\n"
-    "  --configs LIST           any of sd,weak,medium,strong,max (all)\n"
+    "  --configs LIST           configs to run: sd, neg (SLD off, the safety concept as\n"
+    "                           negative prompt: the paper's baseline), weak, medium,\n"
+    "                           strong, max, or defined ones (sd,weak,medium,strong,max)\n"
+    "  --define NAME=PRESET[:key=value]...  a named config, e.g. strong3k=strong:guidance_scale=3000\n"
+    "                           or viol=medium:concept=violence; keys guidance_scale,\n"
+    "                           warmup_steps, threshold, momentum_scale, mom_beta, concept,\n"
+    "                           negative (negative=concept: the concept as negative prompt)\n"
+    "  --configs-file FILE      named configs as JSON {NAME: {\"preset\": ..., key: value}}\n"
     "  --images N               images per prompt and config (10)\n"
     "  --batch N                images per generation call (5)\n"
-    "  --shard K/N              rows with row %% N == K (for job arrays)\n"
+    "  --shard K/N              rows with row % N == K (for job arrays)\n"
     "  --categories LIST        only rows with one of these categories\n"
     "  --hard                   only rows marked hard\n"
     "  --limit N                only the first N matching rows\n"
+    "  --skip-bad-rows          leave out CSV rows that do not validate (recorded in the run)\n"
     "  --dry-run                print the plan and an estimated time, write nothing\n"
     "  --seed N                 one seed for every row (default: each row's sd_seed)\n"
-    "  --steps N (50) --cfg F (7.5) --sampler NAME (pndm) --width W --height H (512)\n"
-    "  --safety-concept TEXT    --threads N\n"
+    "  --steps N (50)  --sampler pndm|ddim|euler|euler_a|lms|dpmpp_2m (pndm)\n"
+    "  --karras  --eta F        sampler options, as in sld generate\n"
+    "  --cfg F|csv (7.5)        csv: each row's sd_guidance_scale\n"
+    "  --width W|csv --height H|csv (512)  csv: each row's sd_image_width/height\n"
+    "  --rng avx2|default       torch CPU randn kernel to match (avx2)\n"
+    "  --negative-prompt TEXT   negative prompt of every config (neg: the concept)\n"
+    "  --safety-concept TEXT    the concept SLD steers away from (the paper's)\n"
+    "  --precision fp32|bf16|auto  --prediction epsilon|v  --config DIR   model options\n"
     "  --sld-guidance-scale F --sld-warmup-steps N --sld-threshold F\n"
     "  --sld-momentum-scale F --sld-mom-beta F   override the presets' values\n"
-    "  --quiet                  no progress lines\n";
+    "  --threads N  --quiet\n"
+    "A run folder keeps a manifest.json of all of these; rerunning on it continues only when\n"
+    "they match (adding configs is allowed). docs/I2P.md.\n";
 static const char *USAGE_EVAL =
     "usage: sld i2p eval --run RUN_DIR --clip PATH --nudenet FILE.onnx [options]\n"
     "  --q16 FILE               Q16 prompt embeddings (default: the shipped ViT-L/14 ones)\n"
@@ -71,16 +96,28 @@ static int parse_shard(const char *v, int *k, int *n)
     return 0;
 }
 
+typedef struct {
+    int tty;
+    double last;
+} progress_state;
+
+/* On a terminal one line redrawn in place; in a redirected log a plain line
+ * at most every 30 s (and at the end), never carriage returns. */
 static int progress_line(const sld_i2p_progress *p, void *user)
 {
-    (void)user;
+    progress_state *ps = user;
     double rate = p->seconds > 0 ? p->done / p->seconds : 0;
     double left = rate > 0 ? (p->todo - p->done) / rate : 0;
-    fprintf(stderr, "\r%ld/%ld images (%ld done before)  %s  %.1f s/image  ~%.0f min left   ",
-            p->done, p->todo, p->skipped, p->config ? p->config : "",
-            p->done ? p->seconds / p->done : 0.0, left / 60);
-    if (p->done == p->todo)
+    int end = p->done == p->todo;
+    if (!ps->tty && !end && p->seconds - ps->last < 30)
+        return 0;
+    ps->last = p->seconds;
+    fprintf(stderr, "%s%ld/%ld images (%ld done before)  %s  %.1f s/image  ~%.0f min left%s",
+            ps->tty ? "\r" : "", p->done, p->todo, p->skipped, p->config ? p->config : "",
+            p->done ? p->seconds / p->done : 0.0, left / 60, ps->tty ? "   " : "\n");
+    if (ps->tty && end)
         fputc('\n', stderr);
+    fflush(stderr);
     return 0;
 }
 
@@ -124,20 +161,46 @@ static int estimate(sld_ctx *c, const sld_i2p_gen_opts *o, const sld_i2p_plan *p
     return 0;
 }
 
+/* Appends "line\n" to a growing buffer of --define lines. */
+static int defs_add(char **defs, const char *line)
+{
+    size_t old = *defs ? strlen(*defs) : 0, n = strlen(line);
+    char *d = realloc(*defs, old + n + 2);
+    if (!d)
+        return -1;
+    memcpy(d + old, line, n);
+    d[old + n] = '\n';
+    d[old + n + 1] = 0;
+    *defs = d;
+    return 0;
+}
+
 static int cmd_generate_i2p(int argc, char **argv)
 {
     sld_i2p_gen_opts o;
     sld_i2p_gen_opts_default(&o);
+    sld_model_opts mo;
+    sld_model_opts_default(&mo);
     const char *model = NULL;
-    int threads = 0, dry = 0, quiet = 0;
+    char *defs = NULL;
+    int threads = 0, dry = 0, quiet = 0, rc = 0;
+#define USAGE_FAIL(...) do { rc = cli_usage_error("i2p generate", __VA_ARGS__); goto out; } while (0)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(USAGE_GEN, stdout);
-            return 0;
+            goto out;
         }
         if (!strcmp(a, "--hard")) {
             o.filter.hard_only = 1;
+            continue;
+        }
+        if (!strcmp(a, "--skip-bad-rows")) {
+            o.filter.skip_bad_rows = 1;
+            continue;
+        }
+        if (!strcmp(a, "--karras")) {
+            o.gen.karras = 1;
             continue;
         }
         if (!strcmp(a, "--dry-run")) {
@@ -148,8 +211,10 @@ static int cmd_generate_i2p(int argc, char **argv)
             quiet = 1;
             continue;
         }
+        if (a[0] != '-')
+            USAGE_FAIL("unexpected argument '%s'", a);
         if (i + 1 >= argc)
-            return cli_usage_error("i2p generate", "%s needs a value", a);
+            USAGE_FAIL("'%s' needs a value or is unknown", a);
         const char *v = argv[++i];
         long long n;
         double f;
@@ -161,14 +226,22 @@ static int cmd_generate_i2p(int argc, char **argv)
             o.out_dir = v;
         else if (!strcmp(a, "--configs"))
             o.configs = v;
+        else if (!strcmp(a, "--define")) {
+            if (strchr(v, '\n') || defs_add(&defs, v))
+                USAGE_FAIL("--define wants one NAME=PRESET[:key=value]... per flag");
+        } else if (!strcmp(a, "--configs-file"))
+            o.config_file = v;
         else if (!strcmp(a, "--categories"))
             o.filter.categories = v;
         else if (!strcmp(a, "--safety-concept"))
             o.gen.safety_concept = v;
+        else if (!strcmp(a, "--negative-prompt"))
+            o.gen.negative_prompt = v;
+        else if (!strcmp(a, "--config"))
+            mo.config_dir = v;
         else if (!strcmp(a, "--shard")) {
             if (parse_shard(v, &o.filter.shard_k, &o.filter.shard_n))
-                return cli_usage_error("i2p generate", "--shard wants K/N with 0 <= K < N, not "
-                                       "'%s'", v);
+                USAGE_FAIL("--shard wants K/N with 0 <= K < N, not '%s'", v);
         } else if (!strcmp(a, "--sampler")) {
             int found = 0;
             for (size_t k = 0; k < sizeof SAMPLERS / sizeof SAMPLERS[0]; k++)
@@ -177,17 +250,44 @@ static int cmd_generate_i2p(int argc, char **argv)
                     found = 1;
                 }
             if (!found)
-                return cli_usage_error("i2p generate", "unknown sampler '%s'", v);
+                USAGE_FAIL("unknown sampler '%s' (pndm, ddim, euler, euler_a, lms, dpmpp_2m)", v);
+        } else if (!strcmp(a, "--rng")) {
+            if (!strcmp(v, "avx2"))
+                o.gen.rng_variant = SLD_RNG_AVX2;
+            else if (!strcmp(v, "default"))
+                o.gen.rng_variant = SLD_RNG_DEFAULT;
+            else
+                USAGE_FAIL("--rng wants avx2 or default, not '%s'", v);
+        } else if (!strcmp(a, "--precision")) {
+            if (!strcmp(v, "fp32"))
+                mo.precision = SLD_PREC_FP32;
+            else if (!strcmp(v, "bf16"))
+                mo.precision = SLD_PREC_BF16;
+            else if (!strcmp(v, "auto"))
+                mo.precision = SLD_PREC_AUTO;
+            else
+                USAGE_FAIL("--precision wants fp32, bf16 or auto, not '%s'", v);
+        } else if (!strcmp(a, "--prediction")) {
+            if (!strcmp(v, "epsilon"))
+                mo.prediction = SLD_PRED_EPSILON;
+            else if (!strcmp(v, "v") || !strcmp(v, "v_prediction"))
+                mo.prediction = SLD_PRED_V;
+            else
+                USAGE_FAIL("--prediction wants epsilon or v, not '%s'", v);
         } else if (!strcmp(a, "--seed")) {
             unsigned long long s;
             if (cli_parse_u64(v, &s) || s > 0xffffffffull)
-                return cli_usage_error("i2p generate", "--seed wants 0..4294967295");
+                USAGE_FAIL("--seed wants 0..4294967295, not '%s'", v);
             o.seed = (int64_t)s;
+        } else if ((!strcmp(a, "--width") || !strcmp(a, "--height")) && !strcmp(v, "csv")) {
+            o.size_from_csv = 1;
+        } else if (!strcmp(a, "--cfg") && !strcmp(v, "csv")) {
+            o.cfg_from_csv = 1;
         } else if (!strcmp(a, "--images") || !strcmp(a, "--batch") || !strcmp(a, "--limit") ||
                    !strcmp(a, "--steps") || !strcmp(a, "--width") || !strcmp(a, "--height") ||
                    !strcmp(a, "--threads") || !strcmp(a, "--sld-warmup-steps")) {
             if (cli_parse_int(v, 0, 100000, &n))
-                return cli_usage_error("i2p generate", "%s wants a whole number, not '%s'", a, v);
+                USAGE_FAIL("%s wants a whole number in [0, 100000], not '%s'", a, v);
             if (!strcmp(a, "--images"))
                 o.n_images = (int)n;
             else if (!strcmp(a, "--batch"))
@@ -204,13 +304,15 @@ static int cmd_generate_i2p(int argc, char **argv)
                 threads = (int)n;
             else
                 o.sld_override.warmup_steps = (int)n;
-        } else if (!strcmp(a, "--cfg") || !strcmp(a, "--sld-guidance-scale") ||
-                   !strcmp(a, "--sld-threshold") || !strcmp(a, "--sld-momentum-scale") ||
-                   !strcmp(a, "--sld-mom-beta")) {
+        } else if (!strcmp(a, "--cfg") || !strcmp(a, "--eta") ||
+                   !strcmp(a, "--sld-guidance-scale") || !strcmp(a, "--sld-threshold") ||
+                   !strcmp(a, "--sld-momentum-scale") || !strcmp(a, "--sld-mom-beta")) {
             if (cli_parse_float(v, &f))
-                return cli_usage_error("i2p generate", "%s wants a number, not '%s'", a, v);
+                USAGE_FAIL("%s wants a number, not '%s'", a, v);
             if (!strcmp(a, "--cfg"))
                 o.gen.cfg = (float)f;
+            else if (!strcmp(a, "--eta"))
+                o.gen.eta = (float)f;
             else if (!strcmp(a, "--sld-guidance-scale"))
                 o.sld_override.guidance_scale = (float)f;
             else if (!strcmp(a, "--sld-threshold"))
@@ -220,49 +322,85 @@ static int cmd_generate_i2p(int argc, char **argv)
             else
                 o.sld_override.mom_beta = (float)f;
         } else
-            return cli_usage_error("i2p generate", "unknown option '%s'", a);
+            USAGE_FAIL("unknown option '%s'", a);
     }
     if (!o.prompts || !model || !o.out_dir)
-        return cli_usage_error("i2p generate", "--prompts, --model and --out are required");
+        USAGE_FAIL("--prompts, --model and --out are required");
     o.model_label = model;
+    o.config_defs = defs;
     sld_error err;
+    /* Values first (exit 2, nothing read or created), then the CSV (exit 1
+     * before a long load); the folder's manifest is compared once the model
+     * is open, so that every difference, the model's included, is listed. */
+    if (sld_i2p_gen_opts_check(&o, &err))
+        USAGE_FAIL("%s", strncmp(err.msg, "i2p generate: ", 14) ? err.msg : err.msg + 14);
     sld_i2p_plan plan;
-    if (sld_i2p_plan_get(&o, &plan, &err))
-        return cli_fail(&err);
-    if (dry)
+    sld_i2p_set *set0;
+    if (sld_i2p_set_load(&set0, o.prompts, &o.filter, &err)) {
+        rc = cli_fail(&err);
+        goto out;
+    }
+    sld_i2p_set_free(set0);
+    int tty = isatty(2);
+    if (!quiet && tty)
+        fprintf(stderr, "sld: loading %s ...", model);
+    sld_model *m = NULL;
+    sld_ctx *c = NULL;
+    double t0 = cli_now();
+    if (sld_model_open(&m, model, &mo, &err) || sld_ctx_new(&c, m, threads, &err)) {
+        if (!quiet && tty)
+            fputc('\n', stderr);
+        rc = cli_fail(&err);
+        goto done;
+    }
+    if (!quiet && tty)
+        fprintf(stderr, " %.1f s\n", cli_now() - t0);
+    o.model = m;
+    if (sld_i2p_plan_get(&o, &plan, &err)) {
+        rc = cli_fail(&err);
+        goto done;
+    }
+    if (dry) {
         printf("plan: %d rows x %d configs x %d images = %ld images; %ld already done, %ld to "
                "make in %ld batches of up to %d\n",
                plan.rows, plan.configs, o.n_images, plan.images_total, plan.images_done,
                plan.images_todo, plan.batches_todo, o.batch);
-    if (plan.images_todo == 0) {
-        if (dry)
-            return stdout_failed();
-        if (!dry)
-            fprintf(stderr, "sld i2p generate: nothing to do (%ld images already made)\n",
-                    plan.images_done);
-        return 0;
-    }
-    sld_model *m;
-    if (sld_model_open(&m, model, NULL, &err))
-        return cli_fail(&err);
-    sld_ctx *c;
-    if (sld_ctx_new(&c, m, threads, &err)) {
-        sld_model_close(m);
-        return cli_fail(&err);
-    }
-    int rc = 0;
-    if (dry) {
-        rc = estimate(c, &o, &plan);
+        if (plan.configs_added)
+            printf("adds %d config%s to the run\n", plan.configs_added,
+                   plan.configs_added > 1 ? "s" : "");
+        if (plan.bad_rows) {
+            sld_i2p_set *set;
+            if (sld_i2p_set_load(&set, o.prompts, &o.filter, &err) == SLD_OK) {
+                printf("skipping %d bad row%s of %s:\n", plan.bad_rows,
+                       plan.bad_rows > 1 ? "s" : "", o.prompts);
+                for (int i = 0; i < sld_i2p_set_bad_count(set); i++)
+                    printf("  line %d (row %d): %s\n", sld_i2p_set_bad(set, i)->line,
+                           sld_i2p_set_bad(set, i)->row, sld_i2p_set_bad(set, i)->reason);
+                sld_i2p_set_free(set);
+            }
+        }
+        if (plan.images_todo > 0)
+            rc = estimate(c, &o, &plan);
         rc |= stdout_failed();
+    } else if (plan.images_todo == 0 && !plan.configs_added) {
+        fprintf(stderr, "sld i2p generate: nothing to do (%ld images already made)\n",
+                plan.images_done);
     } else {
-        if (!quiet)
+        progress_state ps = {.tty = tty};
+        if (!quiet) {
             o.progress = progress_line;
+            o.progress_user = &ps;
+        }
         if (sld_i2p_generate(c, &o, &err))
             rc = cli_fail(&err);
     }
+done:
     sld_ctx_free(c);
     sld_model_close(m);
+out:
+    free(defs);
     return rc;
+#undef USAGE_FAIL
 }
 
 static int cmd_eval_i2p(int argc, char **argv)
@@ -306,8 +444,11 @@ static int cmd_eval_i2p(int argc, char **argv)
     }
     if (!o.run_dir || !o.clip || !o.nudenet)
         return cli_usage_error("i2p eval", "--run, --clip and --nudenet are required");
-    if (!quiet)
+    progress_state ps = {.tty = isatty(2)};
+    if (!quiet) {
         o.progress = progress_line;
+        o.progress_user = &ps;
+    }
     sld_error err;
     if (sld_i2p_eval(&o, &err))
         return cli_fail(&err);

@@ -13,7 +13,9 @@ static const char *USAGE =
     "  tokenize   print CLIP token ids of a prompt as JSON\n"
     "  encode     write a prompt's text embedding (last_hidden_state)\n"
     "  debug      run one network on tensors, or make a random full-size model\n"
-    "  i2p        I2P test bed: generate, eval, report\n";
+    "  i2p        I2P test bed: generate, eval, report\n"
+    "  help       this text ('sld help COMMAND' = 'sld COMMAND --help')\n"
+    "  --version  print the version\n";
 
 int main(int argc, char **argv)
 {
@@ -23,6 +25,23 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *c = argv[1];
+    if (!strcmp(c, "--version") || !strcmp(c, "version")) {
+        printf("sld %s\n", sld_version());
+        return 0;
+    }
+    if (!strcmp(c, "help")) {
+        if (argc < 3) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        /* sld help i2p generate -> sld i2p generate --help */
+        char *av[16] = {argv[0]};
+        int n = 1;
+        for (int i = 2; i < argc && n < 14; i++)
+            av[n++] = argv[i];
+        av[n++] = "--help";
+        return main(n, av);
+    }
     if (!strcmp(c, "generate"))
         return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(c, "tokenize"))

@@ -36,6 +36,11 @@
 extern "C" {
 #endif
 
+/* The library's version; sld_version() adds `git describe` of the build
+ * when built from a git checkout: "0.9.0 (93561ab-dirty)". */
+#define SLD_VERSION "0.9.0"
+const char *sld_version(void);
+
 /* ===================================================================== */
 /* Status, errors, logging                                               */
 /* ===================================================================== */
@@ -102,6 +107,22 @@ void sld_model_close(sld_model *m);
 sld_arch sld_model_arch(const sld_model *m);
 int sld_model_text_dim(const sld_model *m);    /* width of last_hidden_state */
 const char *sld_model_name(const sld_model *m); /* folder or file base name */
+
+/* The model's content identity: 64 lowercase hex digits of SHA-256. A
+ * single checkpoint file: the SHA-256 of its bytes (what A1111 and
+ * sha256sum print). A diffusers folder (or a file with opts.config_dir):
+ * the SHA-256 of the sha256sum-style listing "<hex>  <relative path>\n",
+ * sorted by path, of the files that decide the images: the text encoder,
+ * UNet and VAE weights opened, their config.json, the scheduler config and
+ * the tokenizer files (not the safety checker). It changes when any weight
+ * or config changes. Computed on the first call (reads every file once:
+ * about 2-6 s per GB on one core), then cached in the model; thread-safe.
+ * Returns "" (and logs a warning) when a file cannot be read. */
+const char *sld_model_sha256(const sld_model *m);
+/* A1111's "Model hash" for PNG text: the first 10 hex digits of
+ * sld_model_sha256 (for a single-file checkpoint equal to A1111's own
+ * short hash). "" when the hash cannot be computed. Same cost and caching. */
+const char *sld_model_hash(const sld_model *m);
 
 /* Creates a run context: thread count (0 = all cores) and activation arena. */
 sld_status sld_ctx_new(sld_ctx **out, sld_model *m, int n_threads, sld_error *err);
@@ -309,19 +330,32 @@ typedef struct {
     int hard_only;          /* only rows with hard == 1 */
     int limit;              /* keep the first N matching rows (0 = all), before sharding */
     int shard_k, shard_n;   /* keep rows with row % shard_n == shard_k (shard_n <= 1: all) */
+    int skip_bad_rows;      /* leave out rows that do not validate (else: the load fails) */
 } sld_i2p_filter;
 
 typedef struct sld_i2p_set sld_i2p_set;
 
 /* Loads a prompt set in the I2P CSV format (RFC 4180; a "prompt" column is
- * required, the others are optional). f may be NULL. Errors name the file
- * and line: SLD_ERR_IO, SLD_ERR_FORMAT, SLD_ERR_INVALID_ARG (bad filter). */
+ * required, the others are optional). f may be NULL. Every row is validated
+ * (field count, UTF-8 prompt, numbers; sd_seed a plain decimal integer); a
+ * header naming a column twice is an error. Rows that do not validate fail
+ * the load with a message listing them (file, line, reason), unless
+ * f->skip_bad_rows: then they are left out and listed by
+ * sld_i2p_set_bad_count/_bad. Errors: SLD_ERR_IO, SLD_ERR_FORMAT,
+ * SLD_ERR_INVALID_ARG (bad filter). */
 sld_status sld_i2p_set_load(sld_i2p_set **out, const char *csv_path, const sld_i2p_filter *f,
                             sld_error *err);
 /* The same from text in memory (name is used in messages). */
 sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, const char *name,
                              const sld_i2p_filter *f, sld_error *err);
 int sld_i2p_set_count(const sld_i2p_set *s);
+/* Rows left out because they did not validate (skip_bad_rows). */
+typedef struct {
+    int row, line;
+    const char *reason;
+} sld_i2p_bad_row;
+int sld_i2p_set_bad_count(const sld_i2p_set *s);
+const sld_i2p_bad_row *sld_i2p_set_bad(const sld_i2p_set *s, int i); /* valid until free */
 const sld_i2p_prompt *sld_i2p_set_get(const sld_i2p_set *s, int i); /* valid until free */
 void sld_i2p_set_free(sld_i2p_set *s);
 
@@ -353,6 +387,22 @@ typedef struct {
     sld_safety sld_override;
     int64_t seed;             /* -1: each row's sd_seed (rows without one use their row index) */
     const char *model_label;  /* written into each record ("model") */
+    /* Named configs beyond the built-in sd, neg, weak, medium, strong, max
+     * (neg = the paper's negative-prompt baseline: SLD off, the safety
+     * concept as negative prompt). config_defs: one per line,
+     * "NAME=PRESET[:key=value]..." with keys guidance_scale, warmup_steps,
+     * threshold, momentum_scale, mom_beta, concept, negative ("negative=concept"
+     * uses the config's safety concept). config_file: a JSON object
+     * {NAME: {"preset": ..., key: value, ...}}. Defined configs run after
+     * those listed in configs unless configs names them. docs/I2P.md. */
+    const char *config_defs;
+    const char *config_file;
+    int cfg_from_csv;         /* CFG = each row's sd_guidance_scale */
+    int size_from_csv;        /* size = each row's sd_image_width/height */
+    /* The model that generates: its identity, architecture, prediction and
+     * precision go into the run manifest. sld_i2p_generate fills it from the
+     * context; NULL elsewhere records only model_label. */
+    const sld_model *model;
     sld_i2p_progress_fn progress;
     void *progress_user;
 } sld_i2p_gen_opts;
@@ -360,6 +410,11 @@ typedef struct {
 /* The paper's protocol: all configs, 10 images as 2 batches of 5, PNDM, 50
  * steps, 512x512, CFG 7.5, per-row seeds. */
 void sld_i2p_gen_opts_default(sld_i2p_gen_opts *o);
+/* Checks the option values alone (sizes, steps, CFG, batch, SLD values,
+ * config names and definitions) without reading or writing any file:
+ * SLD_ERR_INVALID_ARG names the bad value. Callers run it before loading a
+ * model (the CLI exits 2 on it). */
+sld_status sld_i2p_gen_opts_check(const sld_i2p_gen_opts *o, sld_error *err);
 
 typedef struct {
     int rows, configs;
@@ -367,13 +422,22 @@ typedef struct {
     long images_done;    /* already present (records whose PNG exists) */
     long batches_todo;   /* sld_generate calls still to make */
     long images_todo;
+    int bad_rows;        /* rows left out (skip_bad_rows) */
+    int configs_added;   /* configs the run's manifest does not have yet */
+    int has_manifest;    /* the folder already has a manifest */
 } sld_i2p_plan;
 
-/* What a generate call would do (reads the CSV and existing records, writes
- * nothing). */
+/* What a generate call would do: reads the CSV, the run's manifest and
+ * records; writes nothing. Fails (SLD_ERR_INVALID_ARG, every difference
+ * logged at error level, their names in the message) when the folder's
+ * manifest disagrees with o; with o->model NULL the model is not compared.
+ * Corrupt or missing PNGs count as not done. */
 sld_status sld_i2p_plan_get(const sld_i2p_gen_opts *o, sld_i2p_plan *out, sld_error *err);
 
-/* Generates every missing image of the selected rows and configs with c.
+/* Generates every missing image of the selected rows and configs with c,
+ * after the same checks as sld_i2p_plan_get (nothing is written when they
+ * fail). The first call writes RUN_DIR/manifest.json; a call that adds
+ * configs extends it (and logs so).
  * Each (row, config) uses one generator seeded once with the row's seed and
  * drawn batch after batch, so image k is the same whether a run was resumed,
  * sharded or not. Errors from sld_generate, SLD_ERR_IO, SLD_ERR_CANCELLED. */

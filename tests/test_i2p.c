@@ -89,7 +89,8 @@ static void test_set_errors(void)
     const char *short_row = "prompt,categories,sd_seed\na,hate,1\nb,hate\n";
     CHECK(sld_i2p_set_parse(&s, short_row, strlen(short_row), "p.csv", NULL, &err) ==
           SLD_ERR_FORMAT);
-    CHECK_MSG(strstr(err.msg, "p.csv: line 3: 2 fields, but the header has 3"), "%s", err.msg);
+    CHECK_MSG(strstr(err.msg, "p.csv: 1 bad row (line 3: 2 fields, but the header has 3)"), "%s",
+              err.msg);
     const char *bad_seed = "prompt,sd_seed\na,1\nb,-4\n";
     CHECK(sld_i2p_set_parse(&s, bad_seed, strlen(bad_seed), "p.csv", NULL, &err) ==
           SLD_ERR_FORMAT);
@@ -478,6 +479,455 @@ static void test_exposed_rule(void)
     CHECK(!sld_i2p_label_is_exposed("FEET_EXPOSED"));
 }
 
+/* ---- manifests and strict resume ------------------------------------------ */
+
+static char g_log[16384];
+static void capture_log(sld_log_level level, const char *msg, void *user)
+{
+    (void)user;
+    if (level > SLD_LOG_WARN)
+        return;
+    size_t l = strlen(g_log);
+    snprintf(g_log + l, sizeof g_log - l, "%s\n", msg);
+}
+
+/* A listing of every path under dir with the SHA-256 of each file. */
+static void snapshot(const char *dir, char *out, size_t cap)
+{
+    char cmd[1200], tmpf[600];
+    snprintf(tmpf, sizeof tmpf, "%s.snap", dir);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && { find . | LC_ALL=C sort; find . -type f | LC_ALL=C sort | "
+             "xargs -r sha256sum; } > '%s'",
+             dir, tmpf);
+    out[0] = 0;
+    if (system(cmd) != 0)
+        return;
+    FILE *f = fopen(tmpf, "rb");
+    if (f) {
+        size_t n = fread(out, 1, cap - 1, f);
+        out[n] = 0;
+        fclose(f);
+    }
+    unlink(tmpf);
+}
+
+static void strict_opts(sld_i2p_gen_opts *o, const char *csv, const char *out)
+{
+    gen_opts(o, csv, out);
+    o->configs = "sd,medium";
+    o->config_defs = "mine=strong:guidance_scale=3000:concept=violence";
+    o->n_images = 2;
+    o->batch = 2;
+}
+
+static void test_manifest_strict(void)
+{
+    sld_error err;
+    char csv[512], csv2[512], run[512];
+    snprintf(csv, sizeof csv, "%s", tpath("strict.csv"));
+    snprintf(csv2, sizeof csv2, "%s", tpath("strict2.csv"));
+    snprintf(run, sizeof run, "%s", tpath("strict"));
+    write_file(csv, CSV);
+    write_file(csv2, "prompt,categories,sd_seed\nx,hate,1\n");
+    sld_i2p_gen_opts o;
+    fake_gen fg = {0};
+    strict_opts(&o, csv, run);
+    CHECK_MSG(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK, "%s", err.msg);
+    CHECK(fg.calls == 15);
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/manifest.json", run);
+    cJSON *m = NULL;
+    CHECK(sld_i2p_manifest_read(mp, &m, &err) == SLD_OK && m);
+    const cJSON *cfgs = cJSON_GetObjectItem(m, "configs");
+    CHECK(cJSON_GetArraySize(cfgs) == 3);
+    const cJSON *mine = cJSON_GetArrayItem(cfgs, 2);
+    CHECK(!strcmp(cJSON_GetObjectItem(mine, "name")->valuestring, "mine"));
+    CHECK(!strcmp(cJSON_GetObjectItem(mine, "preset")->valuestring, "strong"));
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(mine, "sld"), "guidance_scale")->valuedouble ==
+          3000);
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(mine, "sld"), "warmup_steps")->valuedouble ==
+          7);
+    CHECK(!strcmp(cJSON_GetObjectItem(mine, "safety_concept")->valuestring, "violence"));
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "planned"), "images")->valuedouble == 30);
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "prompts"), "rows")->valuedouble == 5);
+    cJSON_Delete(m);
+
+    char before[32768], after[32768];
+    snapshot(run, before, sizeof before);
+    CHECK(strstr(before, "manifest.json") && strstr(before, "generate.jsonl"));
+    sld_log_set(capture_log, NULL);
+    /* Every field, changed alone, is refused and named; nothing is written. */
+    for (int i = 0;; i++) {
+        strict_opts(&o, csv, run);
+        const char *field = NULL;
+        switch (i) {
+        case 0: o.gen.steps = 3; field = "generation.steps"; break;
+        case 1: o.gen.cfg = 5; field = "generation.cfg"; break;
+        case 2: o.cfg_from_csv = 1; field = "generation.cfg"; break;
+        case 3: o.gen.sampler = SLD_SAMPLER_DDIM; field = "generation.sampler"; break;
+        case 4: o.gen.karras = 1; field = "generation.karras"; break;
+        case 5: o.gen.eta = 0.5f; field = "generation.eta"; break;
+        case 6: o.gen.width = 24; field = "generation.width"; break;
+        case 7: o.gen.height = 16; field = "generation.height"; break;
+        case 8: o.n_images = 3; field = "generation.images_per_prompt"; break;
+        case 9: o.batch = 1; field = "generation.batch"; break;
+        case 10: o.seed = 5; field = "generation.seed"; break;
+        case 11: o.gen.rng_variant = SLD_RNG_DEFAULT; field = "generation.rng"; break;
+        case 12: o.gen.negative_prompt = "blur"; field = "configs.sd.negative_prompt"; break;
+        case 13: o.gen.safety_concept = "gore"; field = "configs.medium.safety_concept"; break;
+        case 14: o.sld_override.guidance_scale = 5; field = "configs.medium.sld.guidance_scale"; break;
+        case 15: o.sld_override.warmup_steps = 1; field = "configs.medium.sld.warmup_steps"; break;
+        case 16: o.sld_override.threshold = 0.5f; field = "configs.medium.sld.threshold"; break;
+        case 17: o.sld_override.momentum_scale = 0.1f; field = "configs.medium.sld.momentum_scale"; break;
+        case 18: o.sld_override.mom_beta = 0.1f; field = "configs.medium.sld.mom_beta"; break;
+        case 19: o.config_defs = "mine=strong:guidance_scale=2500:concept=violence";
+                 field = "configs.mine.sld.guidance_scale"; break;
+        case 20: o.config_defs = "mine=max:guidance_scale=3000:concept=violence";
+                 field = "configs.mine.preset"; break;
+        case 21: o.config_defs = "mine=strong:guidance_scale=3000:concept=violence:negative=concept";
+                 field = "configs.mine.negative_prompt"; break;
+        case 22: o.prompts = csv2; field = "prompts.sha256"; break;
+        case 23: o.filter.categories = "hate"; field = "prompts.categories"; break;
+        case 24: o.filter.hard_only = 1; field = "prompts.hard_only"; break;
+        case 25: o.filter.limit = 3; field = "prompts.limit"; break;
+        case 26: o.filter.shard_k = 0; o.filter.shard_n = 2; field = "prompts.shard_n"; break;
+        case 27: o.filter.skip_bad_rows = 1; field = "prompts.skip_bad_rows"; break;
+        default: break;
+        }
+        if (!field)
+            break;
+        g_log[0] = 0;
+        fg.calls = 0;
+        sld_status st = sld_i2p_generate_with(fake_generate, &fg, &o, &err);
+        CHECK_MSG(st == SLD_ERR_INVALID_ARG && strstr(err.msg, field) && strstr(g_log, field),
+                  "case %d (%s): %s | %s", i, field, err.msg, g_log);
+        CHECK(strstr(err.msg, "nothing was written") != NULL);
+        CHECK(fg.calls == 0);
+        sld_i2p_plan plan;
+        CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_ERR_INVALID_ARG);
+        snapshot(run, after, sizeof after);
+        CHECK_MSG(!strcmp(before, after), "case %d changed the folder", i);
+    }
+    /* Several at once: all listed, with both values. */
+    strict_opts(&o, csv, run);
+    o.gen.steps = 4;
+    o.gen.cfg = 3;
+    g_log[0] = 0;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    CHECK_MSG(strstr(err.msg, "2 settings differ") && strstr(err.msg, "generation.steps") &&
+                  strstr(err.msg, "generation.cfg"),
+              "%s", err.msg);
+    CHECK_MSG(strstr(g_log, "generation.steps: the run has 2, this command 4") &&
+                  strstr(g_log, "generation.cfg: the run has 7.5, this command 3"),
+              "%s", g_log);
+
+    /* The same command continues (nothing to do); a subset of configs too. */
+    strict_opts(&o, csv, run);
+    fg.calls = 0;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK && fg.calls == 0);
+    o.configs = "sd";
+    o.config_defs = NULL;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK && fg.calls == 0);
+    snapshot(run, after, sizeof after);
+    CHECK(!strcmp(before, after));
+
+    /* Adding a config is allowed, said, and recorded in the manifest. */
+    strict_opts(&o, csv, run);
+    o.configs = "sd,medium,neg";
+    g_log[0] = 0;
+    sld_i2p_plan plan;
+    CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_OK && plan.configs_added == 1 &&
+          plan.images_todo == 10);
+    CHECK_MSG(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK, "%s", err.msg);
+    CHECK_MSG(strstr(g_log, "adding config neg"), "%s", g_log);
+    CHECK(sld_i2p_manifest_read(mp, &m, &err) == SLD_OK && m);
+    cfgs = cJSON_GetObjectItem(m, "configs");
+    CHECK(cJSON_GetArraySize(cfgs) == 4);
+    const cJSON *neg = cJSON_GetArrayItem(cfgs, 3);
+    CHECK(!strcmp(cJSON_GetObjectItem(neg, "name")->valuestring, "neg") &&
+          !strcmp(cJSON_GetObjectItem(neg, "preset")->valuestring, "off"));
+    CHECK(!strcmp(cJSON_GetObjectItem(neg, "negative_prompt")->valuestring,
+                  SLD_DEFAULT_SAFETY_CONCEPT));
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "planned"), "images")->valuedouble == 40);
+    cJSON_Delete(m);
+    CHECK(count_records(run, "generate") == 40);
+
+    /* A corrupt PNG (cut short) is made again on resume. */
+    char png[600];
+    snprintf(png, sizeof png, "%s/images/medium/2_1.png", run);
+    CHECK(sld_i2p_png_complete(png));
+    CHECK(truncate(png, 60) == 0);
+    CHECK(!sld_i2p_png_complete(png));
+    CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_OK && plan.images_todo == 1);
+    fg.calls = 0;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK && fg.calls == 1);
+    CHECK(sld_i2p_png_complete(png));
+
+    /* Shards share one manifest; another scheme is refused. */
+    char sh[512];
+    snprintf(sh, sizeof sh, "%s", tpath("strict_shards"));
+    strict_opts(&o, csv, sh);
+    o.filter.shard_k = 0;
+    o.filter.shard_n = 2;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK);
+    snapshot(sh, before, sizeof before);
+    o.filter.shard_k = 1;
+    o.filter.shard_n = 3;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    CHECK(strstr(err.msg, "prompts.shard_n") != NULL);
+    o.filter.shard_n = 0;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    o.filter.shard_k = 1;
+    o.filter.shard_n = 2;
+    o.gen.steps = 9;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    snapshot(sh, after, sizeof after);
+    CHECK(!strcmp(before, after));
+    o.gen.steps = 2;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK);
+    CHECK(count_records(sh, "generate") == 30);
+
+    /* Records without a manifest, a broken manifest, records that the
+     * manifest does not know: clear errors, nothing rewritten. */
+    snprintf(mp, sizeof mp, "%s/manifest.json", sh);
+    char *saved;
+    CHECK(sld_file_read(mp, 1 << 20, &saved, NULL, &err) == SLD_OK);
+    unlink(mp);
+    snapshot(sh, before, sizeof before);
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "no manifest.json"), "%s", err.msg);
+    snapshot(sh, after, sizeof after);
+    CHECK(!strcmp(before, after));
+    write_file(mp, "{\"format\": \"sld-i2p-run/1\", ");
+    snapshot(sh, before, sizeof before);
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "not a valid run manifest"), "%s", err.msg);
+    snapshot(sh, after, sizeof after);
+    CHECK(!strcmp(before, after));
+    write_file(mp, saved);
+    sld_free(saved);
+    char lp[600];
+    snprintf(lp, sizeof lp, "%s/generate-1-of-2.jsonl", sh);
+    FILE *f = fopen(lp, "ab");
+    fputs("{\"row\":1,\"config\":\"strongest\",\"image\":0,\"file\":\"x.png\"}\n", f);
+    fclose(f);
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "'strongest'") && strstr(err.msg, "disagree"), "%s", err.msg);
+
+    /* Option values are refused before any file is read or created. */
+    char none[512];
+    snprintf(none, sizeof none, "%s", tpath("never_created"));
+    strict_opts(&o, csv, none);
+    o.batch = 0;
+    CHECK(sld_i2p_gen_opts_check(&o, &err) == SLD_ERR_INVALID_ARG);
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    o.batch = 2;
+    o.gen.width = 20;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    o.gen.width = 16;
+    o.sld_override.mom_beta = 2;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    o.sld_override.mom_beta = NAN;
+    o.config_defs = "bad name=strong";
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    o.config_defs = "sd=strong";
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    CHECK(strstr(err.msg, "built in") != NULL);
+    o.config_defs = "x=strong:bogus=1";
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    CHECK(strstr(err.msg, "unknown key 'bogus'") != NULL);
+    o.config_defs = NULL;
+    o.configs = "sd,ultra";
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_INVALID_ARG);
+    CHECK(!sld_path_exists(none));
+
+    /* Configs from a file; the CSV's CFG and sizes. */
+    char cf[512];
+    snprintf(cf, sizeof cf, "%s", tpath("configs.json"));
+    write_file(cf, "{\"hate-only\": {\"preset\": \"medium\", \"concept\": \"hate\", "
+                   "\"mom_beta\": 0.5}, \"neg-gore\": {\"preset\": \"off\", \"negative\": \"gore\"}}");
+    strict_opts(&o, csv, none);
+    o.config_defs = NULL;
+    o.config_file = cf;
+    o.configs = "sd";
+    sld_i2p_config c[SLD_I2P_MAX_CONFIGS];
+    int n = sld_i2p_configs_resolve(&o, c, &err);
+    CHECK_MSG(n == 3, "%d %s", n, err.msg);
+    if (n == 3) {
+        CHECK(!strcmp(c[1].name, "hate-only") && !strcmp(c[1].concept, "hate") &&
+              c[1].sld.mom_beta == 0.5f && c[1].sld.guidance_scale == 1000);
+        CHECK(!strcmp(c[2].name, "neg-gore") && !strcmp(c[2].negative, "gore") &&
+              c[2].sld.guidance_scale == 0);
+        CHECK(c[0].negative == NULL);
+    }
+    sld_i2p_configs_free(c, n);
+    sld_log_set(NULL, NULL);
+}
+
+/* The model's identity, prediction and precision are part of the manifest. */
+static void test_manifest_model(void)
+{
+    sld_error err;
+    sld_model *m1 = NULL, *m2 = NULL, *m3 = NULL;
+    sld_model_opts mo;
+    sld_model_opts_default(&mo);
+    if (sld_model_open(&m1, fixture("models/tiny-sd1"), NULL, &err) ||
+        sld_model_open(&m2, fixture("models/tiny-sd2"), NULL, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        sld_model_close(m1);
+        return;
+    }
+    mo.prediction = SLD_PRED_V;
+    CHECK(sld_model_open(&m3, fixture("models/tiny-sd1"), &mo, &err) == SLD_OK);
+    char csv[512], run[512];
+    snprintf(csv, sizeof csv, "%s", tpath("model.csv"));
+    snprintf(run, sizeof run, "%s", tpath("model_run"));
+    write_file(csv, "prompt,sd_seed\na cat,3\n");
+    sld_i2p_gen_opts o;
+    fake_gen fg = {0};
+    gen_opts(&o, csv, run);
+    o.n_images = 1;
+    o.batch = 1;
+    o.model = m1;
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK);
+    cJSON *m = NULL;
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/manifest.json", run);
+    CHECK(sld_i2p_manifest_read(mp, &m, &err) == SLD_OK && m);
+    const cJSON *mm = cJSON_GetObjectItem(m, "model");
+    CHECK(!strcmp(cJSON_GetObjectItem(mm, "sha256")->valuestring, sld_model_sha256(m1)));
+    CHECK(!strcmp(cJSON_GetObjectItem(mm, "hash")->valuestring, sld_model_hash(m1)));
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(mm, "files")) == 11);
+    cJSON_Delete(m);
+    sld_log_set(capture_log, NULL);
+    const sld_model *others[2] = {m2, m3};
+    const char *field[2] = {"model.sha256", "model.prediction"};
+    for (int i = 0; i < 2; i++) {
+        o.model = others[i];
+        g_log[0] = 0;
+        sld_i2p_plan plan;
+        CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_ERR_INVALID_ARG);
+        CHECK_MSG(strstr(err.msg, field[i]) && strstr(g_log, field[i]), "%s", err.msg);
+    }
+    /* Without the model (the CLI's early check) the model is not compared. */
+    o.model = NULL;
+    sld_i2p_plan plan;
+    CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_OK);
+    o.model = m1;
+    CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_OK && plan.images_todo == 0);
+    sld_log_set(NULL, NULL);
+    sld_model_close(m1);
+    sld_model_close(m2);
+    sld_model_close(m3);
+}
+
+static void test_csv_validation(void)
+{
+    sld_error err;
+    sld_i2p_set *s;
+    const char *latin1 = "prompt,sd_seed\ncaf\xe9,1\nok,2\n\"two\xff\",3\n";
+    CHECK(sld_i2p_set_parse(&s, latin1, strlen(latin1), "l.csv", NULL, &err) == SLD_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "2 bad rows") && strstr(err.msg, "line 2: prompt is not valid "
+                                                                "UTF-8 (byte 0xe9") &&
+                  strstr(err.msg, "line 4") && strstr(err.msg, "--skip-bad-rows"),
+              "%s", err.msg);
+    sld_i2p_filter f = {.skip_bad_rows = 1};
+    CHECK(sld_i2p_set_parse(&s, latin1, strlen(latin1), "l.csv", &f, &err) == SLD_OK);
+    CHECK(sld_i2p_set_count(s) == 1 && sld_i2p_set_get(s, 0)->row == 1);
+    CHECK(sld_i2p_set_bad_count(s) == 2 && sld_i2p_set_bad(s, 1)->row == 2 &&
+          sld_i2p_set_bad(s, 1)->line == 4);
+    sld_i2p_set_free(s);
+    const char *seeds[] = {"0x10", "1e9", " 5", "5 ", "-1", "4294967296", "1.5", "+3"};
+    for (int i = 0; i < 8; i++) {
+        char t[128];
+        snprintf(t, sizeof t, "prompt,sd_seed\na,\"%s\"\n", seeds[i]);
+        CHECK_MSG(sld_i2p_set_parse(&s, t, strlen(t), "s.csv", NULL, &err) == SLD_ERR_FORMAT,
+                  "seed '%s' accepted", seeds[i]);
+        CHECK(strstr(err.msg, "sd_seed") != NULL);
+    }
+    const char *ok = "prompt,sd_seed\na,4294967295\nb,0\n";
+    CHECK(sld_i2p_set_parse(&s, ok, strlen(ok), "s.csv", NULL, &err) == SLD_OK);
+    CHECK(sld_i2p_set_get(s, 0)->seed == 4294967295u);
+    sld_i2p_set_free(s);
+    const char *dup = "prompt,sd_seed,prompt\na,1,b\n";
+    CHECK(sld_i2p_set_parse(&s, dup, strlen(dup), "d.csv", NULL, &err) == SLD_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "column 'prompt' twice"), "%s", err.msg);
+    /* --skip-bad-rows is recorded in the run's manifest with the rows. */
+    char csv[512], run[512];
+    snprintf(csv, sizeof csv, "%s", tpath("latin1.csv"));
+    snprintf(run, sizeof run, "%s", tpath("latin1_run"));
+    write_file(csv, latin1);
+    sld_i2p_gen_opts o;
+    gen_opts(&o, csv, run);
+    o.n_images = 1;
+    o.batch = 1;
+    fake_gen fg = {0};
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_ERR_FORMAT);
+    CHECK(!sld_path_exists(run));
+    o.filter.skip_bad_rows = 1;
+    sld_i2p_plan plan;
+    CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_OK && plan.bad_rows == 2 && plan.rows == 1);
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK);
+    cJSON *m;
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/manifest.json", run);
+    CHECK(sld_i2p_manifest_read(mp, &m, &err) == SLD_OK && m);
+    const cJSON *p = cJSON_GetObjectItem(m, "prompts");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(p, "skip_bad_rows")));
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(p, "bad_rows")) == 2);
+    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(p, "bad_rows"), 0),
+                              "line")->valueint == 2);
+    cJSON_Delete(m);
+}
+
+/* Eval: an unreadable image is recorded and skipped; classifier changes are
+ * refused by the eval manifest. */
+static void test_eval_corrupt_and_manifest(void)
+{
+    sld_error err;
+    char csv[512], run[512];
+    snprintf(csv, sizeof csv, "%s", tpath("ev.csv"));
+    snprintf(run, sizeof run, "%s", tpath("ev_run"));
+    write_file(csv, CSV);
+    sld_i2p_gen_opts o;
+    gen_opts(&o, csv, run);
+    o.n_images = 1;
+    o.batch = 1;
+    fake_gen fg = {0};
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK);
+    char png[600];
+    snprintf(png, sizeof png, "%s/images/sd/1_0.png", run);
+    CHECK(truncate(png, 50) == 0);
+    sld_i2p_eval_opts eo;
+    sld_i2p_eval_opts_default(&eo);
+    eo.run_dir = run;
+    int n_cls = 0;
+    CHECK_MSG(sld_i2p_eval_with(&eo, fake_classify, &n_cls, &err) == SLD_OK, "%s", err.msg);
+    CHECK(n_cls == 9 && count_records(run, "eval") == 9);
+    CHECK(count_records(run, "eval_failed") == 1);
+    char ep[600];
+    snprintf(ep, sizeof ep, "%s/eval-manifest.json", run);
+    cJSON *m;
+    CHECK(sld_i2p_manifest_read(ep, &m, &err) == SLD_OK && m);
+    CHECK(cJSON_GetObjectItem(m, "nude_threshold")->valuedouble == 0.6);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(m, "nude_classes")) == 5);
+    cJSON_Delete(m);
+    /* generate remakes the image, eval labels it; another shard scheme or
+     * NudeNet file is refused. */
+    CHECK(sld_i2p_generate_with(fake_generate, &fg, &o, &err) == SLD_OK);
+    eo.shard_k = 1; /* row 1 is in this shard */
+    eo.shard_n = 3;
+    CHECK(sld_i2p_eval_with(&eo, fake_classify, &n_cls, &err) == SLD_ERR_INVALID_ARG);
+    CHECK(strstr(err.msg, "shard_n") != NULL);
+    eo.shard_n = 0;
+    eo.nudenet = csv; /* any file: its hash differs from "none" */
+    CHECK(sld_i2p_eval_with(&eo, fake_classify, &n_cls, &err) == SLD_ERR_INVALID_ARG);
+    CHECK(strstr(err.msg, "nudenet") != NULL);
+    eo.nudenet = NULL;
+    CHECK(sld_i2p_eval_with(&eo, fake_classify, &n_cls, &err) == SLD_OK && n_cls == 10);
+}
+
 /* Writes a Q16 prompts file [2,16] for tiny-clip-vision (projection 16). */
 static void write_tiny_q16(const char *path)
 {
@@ -654,6 +1104,10 @@ int main(void)
     RUN(test_exposed_rule);
     RUN(test_generate_resume_shards_eval_report);
     RUN(test_report_annotations);
+    RUN(test_manifest_strict);
+    RUN(test_manifest_model);
+    RUN(test_csv_validation);
+    RUN(test_eval_corrupt_and_manifest);
     RUN(test_e2e_tiny_models);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

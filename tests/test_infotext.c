@@ -409,6 +409,17 @@ static void test_text_resists_forging(void)
     free(s);
 }
 
+/* A1111's short model hash: 10 lowercase hex digits. */
+static int is_short_hash(const char *h)
+{
+    if (!h || strlen(h) != 10)
+        return 0;
+    for (; *h; h++)
+        if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f')))
+            return 0;
+    return 1;
+}
+
 static char g_sld[1100], g_tmp[256];
 
 static const char *tmp(const char *name)
@@ -485,6 +496,7 @@ static void test_generate_png(void)
     CHECK_FIELD(&t, "Size-1", "64");
     CHECK_FIELD(&t, "Size-2", "64");
     CHECK_FIELD(&t, "Model", "tiny-sd1");
+    CHECK_MSG(is_short_hash(field(&t, "Model hash")), "%s", field(&t, "Model hash"));
     CHECK_FIELD(&t, "SLD", "strong");
     CHECK_FIELD(&t, "SLD guidance scale", "2000");
     CHECK_FIELD(&t, "SLD warmup steps", "7");
@@ -534,6 +546,20 @@ static void test_i2p_png(void)
         CHECK_FIELD(&t, "Size-1", "64");
         CHECK_FIELD(&t, "Size-2", "64");
         CHECK_FIELD(&t, "Model", "tiny-sd1");
+        CHECK(is_short_hash(field(&t, "Model hash")));
+        /* the same hash as the run's manifest */
+        char *man;
+        size_t n;
+        sld_error err;
+        if (sld_file_read(tmp("run/manifest.json"), 1 << 20, &man, &n, &err) == SLD_OK) {
+            char want[40];
+            snprintf(want, sizeof want, "\"%s\"",
+                     field(&t, "Model hash") ? field(&t, "Model hash") : "?");
+            CHECK_MSG(strstr(man, want), "%s", man);
+            sld_free(man);
+        } else {
+            CHECK_MSG(0, "%s", err.msg);
+        }
         CHECK_FIELD(&t, "Batch size", "2");
         CHECK_FIELD(&t, "SLD", "medium");
         CHECK_FIELD(&t, "SLD config", "medium");

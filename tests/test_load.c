@@ -755,6 +755,64 @@ static void test_cli(void)
     CHECK(run_sld("encode --help", e) == 0);
 }
 
+/* SHA-256 test vectors (FIPS 180-4 examples) and the model identity: a
+ * single file's hash is `sha256sum FILE`; a folder's is
+ * `sha256sum <files> | sort -k2 | sha256sum` (values computed with
+ * coreutils when the test was written). */
+static void test_model_hash(void)
+{
+    char hex[65];
+    sld_sha256_str("abc", 3, hex);
+    CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    sld_sha256_str("", 0, hex);
+    CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sld_sha256_str(two, strlen(two), hex);
+    CHECK(!strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+    /* One million 'a' fed in odd-sized pieces. */
+    sld_sha256 s;
+    sld_sha256_init(&s);
+    char a[997];
+    memset(a, 'a', sizeof a);
+    size_t left = 1000000;
+    while (left) {
+        size_t n = left < 997 ? left : (left % 61) + 1;
+        sld_sha256_update(&s, a, n);
+        left -= n;
+    }
+    uint8_t d[32];
+    sld_sha256_final(&s, d);
+    sld_sha256_hex(d, hex);
+    CHECK(!strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
+
+    /* The tiny single file needs a config folder: its files join the listing
+     * as config/<rel>. (Alone, a file's identity is its own sha256sum.) */
+    sld_error err;
+    sld_model *m;
+    sld_model_opts o;
+    sld_model_opts_default(&o);
+    char *cfg = fixture_abs("models/tiny-sd1");
+    o.config_dir = cfg;
+    CHECK(sld_model_open(&m, fx("models/tiny-sd1.safetensors"), &o, &err) == SLD_OK);
+    CHECK_MSG(!strcmp(sld_model_sha256(m),
+                      "f1f1f61e31e1fa16d01f98dcf704bd0d2fb31b0af7a8b485f15b39cebbcb4104"),
+              "%s", sld_model_sha256(m));
+    CHECK(!strcmp(sld_model_hash(m), "f1f1f61e31"));
+    sld_model_file one = {.rel = "x", .path = "y"};
+    sld_sha256_file(fx("models/tiny-sd1.safetensors"), one.sha256, &err);
+    sld_model_identity_of(&one, 1, hex);
+    CHECK(!strcmp(hex, "aba8cb94bbd203813f6a9b70a9f7bb0355e76e0c8f553ab7f7e78bf959f3d503"));
+    sld_model_close(m);
+    free(cfg);
+    CHECK(sld_model_open(&m, fx("models/tiny-sd1"), NULL, &err) == SLD_OK);
+    CHECK_MSG(!strcmp(sld_model_sha256(m),
+                      "8f65c4640951bf504561c565ea7e0a3d0718bc0016d89aee2e1bda4ca34dab5b"),
+              "%s", sld_model_sha256(m));
+    CHECK(!strcmp(sld_model_hash(m), "8f65c46409"));
+    sld_model_close(m);
+    CHECK(strncmp(sld_version(), SLD_VERSION, strlen(SLD_VERSION)) == 0);
+}
+
 int main(void)
 {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/sld_test_load_%ld", (long)getpid());
@@ -770,6 +828,7 @@ int main(void)
             snprintf(g_sld, sizeof g_sld, "%s/../sld", exe);
         }
     }
+    RUN(test_model_hash);
     RUN(test_folder_sd1);
     RUN(test_folder_sd2);
     RUN(test_single_sd1);

@@ -165,7 +165,7 @@ static void test_wide_table_delta_ci(void)
     CHECK_MSG(md && strstr(md, "| hate | 2 | 0.750 ± 0.250 [0.500, 1.000] | n/a | 0.250 ± 0.250 "
                                "[0.000, 0.500] | -0.500 [-0.500, -0.500] | n/a | n/a |"),
               "%s", md ? md : "(null)");
-    CHECK_MSG(md && strstr(md, "| sd | 6 | 3 | 1 | 1 | 1 | 6 | 2 |") &&
+    CHECK_MSG(md && strstr(md, "| sd | 6 | 3 | 1 | 1 | 1 | 2 | 6 |") &&
                   strstr(md, "FEMALE_BREAST_EXPOSED |") &&
                   strstr(md, "FACE_FEMALE (not counted) |"),
               "%s", md ? md : "(null)");

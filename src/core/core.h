@@ -132,4 +132,21 @@ char *sld_path_join(const char *a, const char *b);
  * working folder. Returns a new string (caller frees) or NULL. */
 char *sld_data_find(const char *rel);
 
+/* ---- hashing ---------------------------------------------------------- */
+
+/* SHA-256 (FIPS 180-4), streaming. */
+typedef struct {
+    uint32_t h[8];
+    uint64_t n;
+    uint8_t buf[64];
+    size_t nbuf;
+} sld_sha256;
+void sld_sha256_init(sld_sha256 *s);
+void sld_sha256_update(sld_sha256 *s, const void *data, size_t len);
+void sld_sha256_final(sld_sha256 *s, uint8_t out[32]);
+void sld_sha256_hex(const uint8_t digest[32], char hex[65]); /* lowercase */
+void sld_sha256_str(const void *data, size_t len, char hex[65]);
+/* SHA-256 of a regular file's bytes as 64 lowercase hex digits. */
+sld_status sld_sha256_file(const char *path, char hex[65], sld_error *err);
+
 #endif /* SLD_CORE_H */

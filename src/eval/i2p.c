@@ -23,9 +23,12 @@
 #include "io/csv.h"
 #include "io/png.h"
 #include "model/nudenet.h"
+#include "pipeline/model.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +42,10 @@
 struct sld_i2p_set {
     sld_i2p_prompt *items;
     int n;
+    int n_unsharded;          /* rows kept by the filters before sharding */
+    sld_i2p_bad_row *bad;     /* rows left out (skip_bad_rows) */
+    int n_bad, cap_bad;
+    char sha256[65];          /* of the CSV bytes */
 };
 
 static void prompt_free_strings(sld_i2p_prompt *p)
@@ -56,10 +63,20 @@ void sld_i2p_set_free(sld_i2p_set *s)
     for (int i = 0; i < s->n; i++)
         prompt_free_strings(&s->items[i]);
     sld_free(s->items);
+    for (int i = 0; i < s->n_bad; i++)
+        sld_free((void *)s->bad[i].reason);
+    sld_free(s->bad);
     sld_free(s);
 }
 
 int sld_i2p_set_count(const sld_i2p_set *s) { return s ? s->n : 0; }
+int sld_i2p_set_bad_count(const sld_i2p_set *s) { return s ? s->n_bad : 0; }
+const sld_i2p_bad_row *sld_i2p_set_bad(const sld_i2p_set *s, int i)
+{
+    return s && i >= 0 && i < s->n_bad ? &s->bad[i] : NULL;
+}
+int sld_i2p_set_rows_unsharded(const sld_i2p_set *s) { return s ? s->n_unsharded : 0; }
+const char *sld_i2p_set_sha256(const sld_i2p_set *s) { return s ? s->sha256 : ""; }
 
 const sld_i2p_prompt *sld_i2p_set_get(const sld_i2p_set *s, int i)
 {
@@ -147,22 +164,167 @@ static sld_status check_filter(const sld_i2p_filter *f, sld_error *err)
     return SLD_OK;
 }
 
-/* Parses a whole-string number field; empty means absent (returns 0). */
+/* Parses a whole-string decimal number field; empty means absent (returns
+ * 0). Strict: no blanks around it, no hex, no "inf"/"nan". */
 static int parse_num(const char *s, double *out)
 {
-    while (*s == ' ')
-        s++;
     if (!*s)
         return 0;
+    for (const char *c = s; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '+' || *c == 'e' ||
+              *c == 'E'))
+            return -1;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    while (*end == ' ')
-        end++;
     if (errno || *end || !isfinite(v))
         return -1;
     *out = v;
     return 1;
+}
+
+/* A seed: plain decimal digits only (no sign, exponent, blanks or hex). */
+static int parse_seed(const char *s, double *out)
+{
+    if (!*s)
+        return 0;
+    double v = 0;
+    for (const char *c = s; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return -1;
+        v = v * 10 + (*c - '0');
+        if (v > 4294967295.0)
+            return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Returns the byte offset of the first invalid UTF-8 sequence, or -1. */
+static long utf8_invalid_at(const char *str, size_t n)
+{
+    const uint8_t *s = (const uint8_t *)str;
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        int len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return (long)i;
+        }
+        if (i + (size_t)len > n)
+            return (long)i;
+        for (int k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return (long)i;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return (long)i;
+        i += (size_t)len;
+    }
+    return -1;
+}
+
+static int add_bad(sld_i2p_set *s, int row, int line, const char *reason)
+{
+    if (s->n_bad == s->cap_bad) {
+        int cap = s->cap_bad ? 2 * s->cap_bad : 8;
+        sld_i2p_bad_row *nb = sld_realloc(s->bad, (size_t)cap * sizeof *nb);
+        if (!nb)
+            return -1;
+        s->bad = nb;
+        s->cap_bad = cap;
+    }
+    char *r = sld_strdup(reason);
+    if (!r)
+        return -1;
+    s->bad[s->n_bad++] = (sld_i2p_bad_row){.row = row, .line = line, .reason = r};
+    return 0;
+}
+
+/* Validates one data row into *p (strings not yet copied). Returns 0, or 1
+ * with the reason in why. */
+typedef struct {
+    int prompt, cat, hard, pct, seed, guid, w, h;
+} csv_cols;
+
+static int row_check(const sld_csv *c, const csv_cols *k, int n_cols, sld_i2p_prompt *p,
+                     char *why, size_t cap)
+{
+    if (c->n_fields != n_cols) {
+        snprintf(why, cap, "%d fields, but the header has %d", c->n_fields, n_cols);
+        return 1;
+    }
+    const char *fields_utf8[2] = {c->fields[k->prompt], k->cat >= 0 ? c->fields[k->cat] : ""};
+    for (int i = 0; i < 2; i++) {
+        long at = utf8_invalid_at(fields_utf8[i], strlen(fields_utf8[i]));
+        if (at >= 0) {
+            snprintf(why, cap, "%s is not valid UTF-8 (byte 0x%02x at offset %ld; a Latin-1 "
+                     "file? convert it with iconv -f latin1 -t utf-8)",
+                     i ? "categories" : "prompt", (uint8_t)fields_utf8[i][at], at);
+            return 1;
+        }
+    }
+    if (!c->fields[k->prompt][0]) {
+        snprintf(why, cap, "empty prompt");
+        return 1;
+    }
+    double v;
+    int r;
+#define NUM_FIELD(col, what, lo, hi, set)                                                    \
+    if ((col) >= 0) {                                                                         \
+        r = parse_num(c->fields[col], &v);                                                    \
+        if (r < 0 || (r > 0 && (v < (lo) || v > (hi)))) {                                     \
+            snprintf(why, cap, "%s '%.40s' is not a number in [%g, %g]", what,                \
+                     c->fields[col], (double)(lo), (double)(hi));                             \
+            return 1;                                                                         \
+        }                                                                                     \
+        if (r > 0) {                                                                          \
+            set;                                                                              \
+        }                                                                                     \
+    }
+    NUM_FIELD(k->hard, "hard", 0, 1, p->hard = (int)v)
+    NUM_FIELD(k->pct, "inappropriate_percentage", 0, 100, p->inappropriate_percentage = v)
+    NUM_FIELD(k->guid, "sd_guidance_scale", 0, 1e6, p->guidance = v)
+    NUM_FIELD(k->w, "sd_image_width", 0, 1e6, p->width = (int)v)
+    NUM_FIELD(k->h, "sd_image_height", 0, 1e6, p->height = (int)v)
+#undef NUM_FIELD
+    if (p->hard >= 0 && p->hard != 0 && p->hard != 1) {
+        snprintf(why, cap, "hard '%s' is not 0 or 1", c->fields[k->hard]);
+        return 1;
+    }
+    if ((k->w >= 0 && p->width != (int)strtod(c->fields[k->w], NULL)) ||
+        (k->h >= 0 && p->height != (int)strtod(c->fields[k->h], NULL))) {
+        snprintf(why, cap, "image size is not a whole number");
+        return 1;
+    }
+    if (k->seed >= 0) {
+        r = parse_seed(c->fields[k->seed], &v);
+        if (r < 0) {
+            snprintf(why, cap, "sd_seed '%.40s' is not a plain decimal integer in "
+                     "[0, 4294967295]", c->fields[k->seed]);
+            return 1;
+        }
+        if (r > 0) {
+            p->has_seed = 1;
+            p->seed = (uint32_t)v;
+        }
+    }
+    return 0;
 }
 
 sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, const char *name,
@@ -189,15 +351,23 @@ sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, co
                        "column)", name);
     }
     int n_cols = c.n_fields;
-    int c_prompt = find_col(&c, "prompt"), c_cat = find_col(&c, "categories"),
-        c_hard = find_col(&c, "hard"), c_pct = find_col(&c, "inappropriate_percentage"),
-        c_seed = find_col(&c, "sd_seed"), c_guid = find_col(&c, "sd_guidance_scale"),
-        c_w = find_col(&c, "sd_image_width"), c_h = find_col(&c, "sd_image_height");
-    if (c_seed < 0) /* the ESD copy of I2P names them evaluation_* */
-        c_seed = find_col(&c, "evaluation_seed");
-    if (c_guid < 0)
-        c_guid = find_col(&c, "evaluation_guidance");
-    if (c_prompt < 0) {
+    for (int i = 0; i < n_cols; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c.fields[i], c.fields[j])) {
+                st = sld_err(err, SLD_ERR_FORMAT, "%s: line 1: the header names column '%s' "
+                             "twice (columns %d and %d)", name, c.fields[i], j + 1, i + 1);
+                sld_csv_free(&c);
+                return st;
+            }
+    csv_cols k = {find_col(&c, "prompt"), find_col(&c, "categories"), find_col(&c, "hard"),
+                  find_col(&c, "inappropriate_percentage"), find_col(&c, "sd_seed"),
+                  find_col(&c, "sd_guidance_scale"), find_col(&c, "sd_image_width"),
+                  find_col(&c, "sd_image_height")};
+    if (k.seed < 0) /* the ESD copy of I2P names them evaluation_* */
+        k.seed = find_col(&c, "evaluation_seed");
+    if (k.guid < 0)
+        k.guid = find_col(&c, "evaluation_guidance");
+    if (k.prompt < 0) {
         sld_csv_free(&c);
         return sld_err(err, SLD_ERR_FORMAT, "%s: line 1: the header has no 'prompt' column",
                        name);
@@ -207,54 +377,27 @@ sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, co
         sld_csv_free(&c);
         return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
     }
+    sld_sha256_str(text, len, s->sha256);
     int cap = 0, row = -1, kept = 0;
     for (;;) {
         st = sld_csv_next(&c, &more, err);
         if (st || !more)
             break;
         row++;
-        if (c.n_fields != n_cols) {
-            st = sld_err(err, SLD_ERR_FORMAT, "%s: line %d: %d fields, but the header has %d",
-                         name, c.line, c.n_fields, n_cols);
-            break;
-        }
         sld_i2p_prompt p = {.row = row, .line = c.line, .hard = -1};
         p.inappropriate_percentage = NAN;
         p.guidance = NAN;
-        double v;
-        int r;
-#define NUM_FIELD(col, what, lo, hi, set)                                                    \
-        if ((col) >= 0) {                                                                     \
-            r = parse_num(c.fields[col], &v);                                                 \
-            if (r < 0 || (r > 0 && (v < (lo) || v > (hi)))) {                                 \
-                st = sld_err(err, SLD_ERR_FORMAT, "%s: line %d: %s '%s' is not a number in "   \
-                             "[%g, %g]", name, c.line, what, c.fields[col], (double)(lo),     \
-                             (double)(hi));                                                   \
-                break;                                                                        \
-            }                                                                                 \
-            if (r > 0) {                                                                      \
-                set;                                                                          \
-            }                                                                                 \
-        }
-        NUM_FIELD(c_hard, "hard", 0, 1, p.hard = (int)v)
-        NUM_FIELD(c_pct, "inappropriate_percentage", 0, 100, p.inappropriate_percentage = v)
-        double seed_v = 0;
-        NUM_FIELD(c_seed, "sd_seed", 0, 4294967295.0,
-                  (p.has_seed = 1, p.seed = (uint32_t)v, seed_v = v))
-        NUM_FIELD(c_guid, "sd_guidance_scale", 0, 1e6, p.guidance = v)
-        NUM_FIELD(c_w, "sd_image_width", 0, 1e6, p.width = (int)v)
-        NUM_FIELD(c_h, "sd_image_height", 0, 1e6, p.height = (int)v)
-#undef NUM_FIELD
-        if (st)
-            break;
-        if (p.has_seed && (double)p.seed != seed_v) {
-            st = sld_err(err, SLD_ERR_FORMAT, "%s: line %d: sd_seed '%s' is not an integer",
-                         name, c.line, c.fields[c_seed]);
-            break;
+        char why[256];
+        if (row_check(&c, &k, n_cols, &p, why, sizeof why)) {
+            if (add_bad(s, row, c.line, why)) {
+                st = sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
+                break;
+            }
+            continue;
         }
         /* Filters: categories, hard; limit counts matching rows; shard last. */
         const char **cats = NULL;
-        int n_cats = c_cat >= 0 ? split_categories(c.fields[c_cat], &cats) : 0;
+        int n_cats = k.cat >= 0 ? split_categories(c.fields[k.cat], &cats) : 0;
         if (n_cats < 0) {
             st = sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
             break;
@@ -276,7 +419,7 @@ sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, co
         if (keep && f->shard_n > 1 && row % f->shard_n != f->shard_k)
             keep = 0;
         if (keep) {
-            p.prompt = sld_strdup(c.fields[c_prompt]);
+            p.prompt = sld_strdup(c.fields[k.prompt]);
             if (p.prompt && s->n == cap) {
                 cap = cap ? 2 * cap : 64;
                 sld_i2p_prompt *ni = sld_realloc(s->items, (size_t)cap * sizeof *ni);
@@ -294,10 +437,22 @@ sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, co
         } else {
             prompt_free_strings(&p);
         }
-        if (f->limit > 0 && kept >= f->limit && f->shard_n <= 1)
-            break;
     }
     sld_csv_free(&c);
+    s->n_unsharded = kept;
+    if (!st && s->n_bad && !f->skip_bad_rows) {
+        char list[300] = "";
+        size_t used = 0;
+        for (int i = 0; i < s->n_bad && used + 1 < sizeof list; i++) {
+            int w = snprintf(list + used, sizeof list - used, "%sline %d: %s", i ? "; " : "",
+                             s->bad[i].line, s->bad[i].reason);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        st = sld_err(err, SLD_ERR_FORMAT, "%s: %d bad row%s (%s); fix %s or pass "
+                     "--skip-bad-rows to leave %s out (recorded in the run)",
+                     name, s->n_bad, s->n_bad > 1 ? "s" : "", list, s->n_bad > 1 ? "them" : "it",
+                     s->n_bad > 1 ? "them" : "it");
+    }
     if (st) {
         sld_i2p_set_free(s);
         return st;
@@ -457,49 +612,357 @@ static int mkdir_p(const char *path)
 /* Generate runner                                                       */
 /* ===================================================================== */
 
-static const char *const CONFIG_NAMES[SLD_I2P_MAX_CONFIGS] = {"sd", "weak", "medium", "strong",
-                                                             "max"};
-static const sld_safety_preset CONFIG_PRESETS[SLD_I2P_MAX_CONFIGS] = {
-    SLD_SAFETY_OFF, SLD_SAFETY_WEAK, SLD_SAFETY_MEDIUM, SLD_SAFETY_STRONG, SLD_SAFETY_MAX};
+static const struct {
+    const char *name;
+    sld_safety_preset preset;
+    int negative_is_concept;
+} BUILTIN_CONFIGS[] = {
+    {"sd", SLD_SAFETY_OFF, 0},       {"neg", SLD_SAFETY_OFF, 1},
+    {"weak", SLD_SAFETY_WEAK, 0},    {"medium", SLD_SAFETY_MEDIUM, 0},
+    {"strong", SLD_SAFETY_STRONG, 0}, {"max", SLD_SAFETY_MAX, 0}};
+#define N_BUILTIN ((int)(sizeof BUILTIN_CONFIGS / sizeof BUILTIN_CONFIGS[0]))
 
-int sld_i2p_configs_parse(const char *list, sld_safety_preset *presets, const char **names,
-                          sld_error *err)
+static const char *const PRESET_NAMES[] = {"off", "weak", "medium", "strong", "max"};
+
+static int preset_of(const char *name, sld_safety_preset *out)
 {
-    int n = 0;
-    const char *s = list ? list : "";
-    while (*s) {
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(name, PRESET_NAMES[i]) || (i == 0 && !strcmp(name, "sd"))) {
+            *out = (sld_safety_preset)i;
+            return 0;
+        }
+    return -1;
+}
+
+static int name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= SLD_I2P_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.') ||
+            (i == 0 && s[i] == '.'))
+            return 0;
+    return 1;
+}
+
+void sld_i2p_configs_free(sld_i2p_config *c, int n)
+{
+    for (int i = 0; c && i < n; i++) {
+        sld_free(c[i].concept);
+        sld_free(c[i].negative);
+        c[i].concept = c[i].negative = NULL;
+    }
+}
+
+/* Applies the global overrides to an SLD preset's values. */
+static sld_safety preset_safety(const sld_i2p_gen_opts *o, sld_safety_preset p)
+{
+    sld_safety s = sld_safety_preset_get(p);
+    if (p == SLD_SAFETY_OFF)
+        return s;
+    const sld_safety *ov = &o->sld_override;
+    if (!isnan(ov->guidance_scale))
+        s.guidance_scale = ov->guidance_scale;
+    if (ov->warmup_steps >= 0)
+        s.warmup_steps = ov->warmup_steps;
+    if (!isnan(ov->threshold))
+        s.threshold = ov->threshold;
+    if (!isnan(ov->momentum_scale))
+        s.momentum_scale = ov->momentum_scale;
+    if (!isnan(ov->mom_beta))
+        s.mom_beta = ov->mom_beta;
+    return s;
+}
+
+/* Sets one key of a config definition; value is a string (the CLI form) or
+ * a JSON item (the file form). */
+static sld_status config_set(sld_i2p_config *c, const char *key, const char *sval,
+                             const cJSON *jval, int *neg_concept, const char *where,
+                             sld_error *err)
+{
+    double v = NAN;
+    const char *str = sval;
+    if (jval) {
+        if (cJSON_IsNumber(jval))
+            v = jval->valuedouble;
+        else if (cJSON_IsString(jval))
+            str = jval->valuestring;
+        else if (cJSON_IsNull(jval) && !strcmp(key, "negative"))
+            str = NULL;
+        else
+            return sld_err(err, SLD_ERR_INVALID_ARG, "%s: '%s' wants a number or a string",
+                           where, key);
+    }
+    if (!strcmp(key, "concept") || !strcmp(key, "safety_concept")) {
+        if (!str || !*str)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "%s: concept wants a text", where);
+        char *d = sld_strdup(str);
+        if (!d)
+            return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+        sld_free(c->concept);
+        c->concept = d;
+        return SLD_OK;
+    }
+    if (!strcmp(key, "negative") || !strcmp(key, "negative_prompt")) {
+        sld_free(c->negative);
+        c->negative = NULL;
+        *neg_concept = 0;
+        if (str && !strcmp(str, "concept")) {
+            *neg_concept = 1;
+        } else if (str && *str) {
+            if (!(c->negative = sld_strdup(str)))
+                return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+        }
+        return SLD_OK;
+    }
+    if (isnan(v)) {
+        if (!str || parse_num(str, &v) <= 0)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "%s: %s wants a number, not '%s'", where,
+                           key, str ? str : "");
+    }
+    if (!strcmp(key, "guidance_scale") || !strcmp(key, "sS")) {
+        if (v < 0 || v > 1e9)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "%s: guidance_scale %g is not in [0, 1e9]",
+                           where, v);
+        c->sld.guidance_scale = (float)v;
+    } else if (!strcmp(key, "warmup_steps") || !strcmp(key, "delta")) {
+        if (v < 0 || v > 100000 || v != floor(v))
+            return sld_err(err, SLD_ERR_INVALID_ARG, "%s: warmup_steps %g is not a whole number "
+                           "in [0, 100000]", where, v);
+        c->sld.warmup_steps = (int)v;
+    } else if (!strcmp(key, "threshold") || !strcmp(key, "lambda")) {
+        if (fabs(v) > 1e9)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "%s: threshold %g is out of range", where, v);
+        c->sld.threshold = (float)v;
+    } else if (!strcmp(key, "momentum_scale") || !strcmp(key, "sm")) {
+        if (fabs(v) > 1e9)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "%s: momentum_scale %g is out of range",
+                           where, v);
+        c->sld.momentum_scale = (float)v;
+    } else if (!strcmp(key, "mom_beta") || !strcmp(key, "beta")) {
+        if (v < 0 || v > 1)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "%s: mom_beta %g is not in [0, 1]", where, v);
+        c->sld.mom_beta = (float)v;
+    } else {
+        return sld_err(err, SLD_ERR_INVALID_ARG,
+                       "%s: unknown key '%s' (preset, guidance_scale, warmup_steps, threshold, "
+                       "momentum_scale, mom_beta, concept, negative)",
+                       where, key);
+    }
+    return SLD_OK;
+}
+
+/* Starts a config from a preset name with the run-wide defaults. */
+static sld_status config_init(const sld_i2p_gen_opts *o, sld_i2p_config *c, const char *name,
+                              size_t name_len, sld_safety_preset preset, sld_error *err)
+{
+    memset(c, 0, sizeof *c);
+    memcpy(c->name, name, name_len);
+    c->name[name_len] = 0;
+    c->preset = preset;
+    c->sld = preset_safety(o, preset);
+    c->concept = sld_strdup(o->gen.safety_concept ? o->gen.safety_concept
+                                                  : SLD_DEFAULT_SAFETY_CONCEPT);
+    if (o->gen.negative_prompt && *o->gen.negative_prompt)
+        c->negative = sld_strdup(o->gen.negative_prompt);
+    if (!c->concept || (o->gen.negative_prompt && *o->gen.negative_prompt && !c->negative))
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    return SLD_OK;
+}
+
+static int config_find(const sld_i2p_config *c, int n, const char *name, size_t len)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(c[i].name) == len && !strncmp(c[i].name, name, len))
+            return i;
+    return -1;
+}
+
+/* Parses "NAME=PRESET[:key=value]..." definitions (one per line). */
+static sld_status defs_parse(const sld_i2p_gen_opts *o, const char *text, sld_i2p_config *defs,
+                             int *n_defs, sld_error *err)
+{
+    const char *s = text;
+    while (s && *s) {
+        const char *eol = strchr(s, '\n');
+        size_t len = eol ? (size_t)(eol - s) : strlen(s);
+        char line[2048];
+        if (len >= sizeof line)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "config definition too long: '%.40s...'", s);
+        memcpy(line, s, len);
+        line[len] = 0;
+        s = eol ? eol + 1 : s + len;
+        if (!*line)
+            continue;
+        char *eq = strchr(line, '=');
+        if (!eq || !name_ok(line, (size_t)(eq - line)))
+            return sld_err(err, SLD_ERR_INVALID_ARG,
+                           "config definition '%s': expected NAME=PRESET[:key=value]... with "
+                           "NAME of letters, digits, '-', '_', '.' (at most %d)",
+                           line, SLD_I2P_NAME_MAX - 1);
+        *eq = 0;
+        char *rest = eq + 1, *colon = strchr(rest, ':');
+        if (colon)
+            *colon = 0;
+        sld_safety_preset pr;
+        if (preset_of(rest, &pr))
+            return sld_err(err, SLD_ERR_INVALID_ARG,
+                           "config '%s': unknown preset '%s' (off, weak, medium, strong, max)",
+                           line, rest);
+        if (config_find(defs, *n_defs, line, strlen(line)) >= 0)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "config '%s' is defined twice", line);
+        if (*n_defs == SLD_I2P_MAX_CONFIGS)
+            return sld_err(err, SLD_ERR_INVALID_ARG, "more than %d configs", SLD_I2P_MAX_CONFIGS);
+        sld_i2p_config *c = &defs[(*n_defs)++];
+        sld_status st = config_init(o, c, line, strlen(line), pr, err);
+        int neg_concept = 0;
+        char where[80];
+        snprintf(where, sizeof where, "config '%s'", line);
+        for (char *kv = colon ? colon + 1 : NULL; !st && kv;) {
+            char *next = strchr(kv, ':');
+            if (next)
+                *next++ = 0;
+            char *e = strchr(kv, '=');
+            if (!e)
+                return sld_err(err, SLD_ERR_INVALID_ARG, "%s: '%s' is not key=value", where, kv);
+            *e = 0;
+            st = config_set(c, kv, e + 1, NULL, &neg_concept, where, err);
+            kv = next;
+        }
+        if (!st && neg_concept && !(c->negative = sld_strdup(c->concept)))
+            st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+        if (st)
+            return st;
+    }
+    return SLD_OK;
+}
+
+static sld_status defs_file(const sld_i2p_gen_opts *o, const char *path, sld_i2p_config *defs,
+                            int *n_defs, sld_error *err)
+{
+    sld_json j;
+    sld_status st = sld_json_load(&j, path, err);
+    if (st)
+        return st;
+    if (!cJSON_IsObject(j.root)) {
+        sld_json_free(&j);
+        return sld_err(err, SLD_ERR_FORMAT, "%s: expected a JSON object {NAME: {\"preset\": ..., "
+                       "...}}", path);
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, j.root)
+    {
+        char where[300];
+        snprintf(where, sizeof where, "%s: config '%s'", path, e->string);
+        const cJSON *pj = cJSON_GetObjectItemCaseSensitive(e, "preset");
+        sld_safety_preset pr;
+        if (!name_ok(e->string, strlen(e->string)))
+            st = sld_err(err, SLD_ERR_INVALID_ARG, "%s: names are letters, digits, '-', '_', "
+                         "'.' (at most %d)", where, SLD_I2P_NAME_MAX - 1);
+        else if (!cJSON_IsObject(e) || !cJSON_IsString(pj) || preset_of(pj->valuestring, &pr))
+            st = sld_err(err, SLD_ERR_INVALID_ARG, "%s: needs \"preset\": off, weak, medium, "
+                         "strong or max", where);
+        else if (config_find(defs, *n_defs, e->string, strlen(e->string)) >= 0)
+            st = sld_err(err, SLD_ERR_INVALID_ARG, "%s: defined twice", where);
+        else if (*n_defs == SLD_I2P_MAX_CONFIGS)
+            st = sld_err(err, SLD_ERR_INVALID_ARG, "%s: more than %d configs", where,
+                         SLD_I2P_MAX_CONFIGS);
+        if (st)
+            break;
+        sld_i2p_config *c = &defs[(*n_defs)++];
+        st = config_init(o, c, e->string, strlen(e->string), pr, err);
+        int neg_concept = 0;
+        const cJSON *kv;
+        cJSON_ArrayForEach(kv, e)
+        {
+            if (st)
+                break;
+            if (strcmp(kv->string, "preset"))
+                st = config_set(c, kv->string, NULL, kv, &neg_concept, where, err);
+        }
+        if (!st && neg_concept && !(c->negative = sld_strdup(c->concept)))
+            st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+        if (st)
+            break;
+    }
+    sld_json_free(&j);
+    return st;
+}
+
+int sld_i2p_configs_resolve(const sld_i2p_gen_opts *o, sld_i2p_config *out, sld_error *err)
+{
+    sld_i2p_config d[SLD_I2P_MAX_CONFIGS];
+    int n_defs = 0, n = 0;
+    sld_status st = SLD_OK;
+    if (o->config_defs)
+        st = defs_parse(o, o->config_defs, d, &n_defs, err);
+    if (!st && o->config_file)
+        st = defs_file(o, o->config_file, d, &n_defs, err);
+    for (int i = 0; !st && i < n_defs; i++)
+        for (int b = 0; b < N_BUILTIN; b++)
+            if (!strcmp(d[i].name, BUILTIN_CONFIGS[b].name))
+                st = sld_err(err, SLD_ERR_INVALID_ARG,
+                             "config '%s' is built in; give yours another name", d[i].name);
+    const char *s = o->configs ? o->configs : "";
+    int used[SLD_I2P_MAX_CONFIGS] = {0};
+    while (!st && *s) {
         const char *e = strchr(s, ',');
         size_t len = e ? (size_t)(e - s) : strlen(s);
         while (len && *s == ' ')
             s++, len--;
         while (len && s[len - 1] == ' ')
             len--;
-        int found = -1;
-        for (int i = 0; i < SLD_I2P_MAX_CONFIGS; i++)
-            if (strlen(CONFIG_NAMES[i]) == len && strncmp(s, CONFIG_NAMES[i], len) == 0)
-                found = i;
-        if (found < 0) {
-            sld_err(err, SLD_ERR_INVALID_ARG,
-                    "unknown config '%.*s' (expected some of sd,weak,medium,strong,max)",
-                    (int)len, s);
-            return -1;
-        }
-        int dup = 0;
-        for (int i = 0; i < n; i++)
-            dup |= names[i] == CONFIG_NAMES[found];
-        if (!dup) {
-            names[n] = CONFIG_NAMES[found];
-            presets[n] = CONFIG_PRESETS[found];
-            n++;
+        if (len && config_find(out, n, s, len) < 0) {
+            int di = config_find(d, n_defs, s, len), bi = -1;
+            for (int b = 0; b < N_BUILTIN && di < 0; b++)
+                if (strlen(BUILTIN_CONFIGS[b].name) == len &&
+                    !strncmp(s, BUILTIN_CONFIGS[b].name, len))
+                    bi = b;
+            if (n == SLD_I2P_MAX_CONFIGS) {
+                st = sld_err(err, SLD_ERR_INVALID_ARG, "more than %d configs",
+                             SLD_I2P_MAX_CONFIGS);
+            } else if (di >= 0) {
+                out[n++] = d[di];
+                d[di].concept = d[di].negative = NULL;
+                used[di] = 1;
+            } else if (bi >= 0) {
+                st = config_init(o, &out[n++], s, len, BUILTIN_CONFIGS[bi].preset, err);
+                if (!st && BUILTIN_CONFIGS[bi].negative_is_concept) {
+                    sld_free(out[n - 1].negative);
+                    if (!(out[n - 1].negative = sld_strdup(out[n - 1].concept)))
+                        st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+                }
+            } else {
+                st = sld_err(err, SLD_ERR_INVALID_ARG,
+                             "unknown config '%.*s' (built in: sd, neg, weak, medium, strong, "
+                             "max; or define it)",
+                             (int)len, s);
+            }
         }
         if (!e)
             break;
         s = e + 1;
     }
-    if (n == 0)
-        sld_err(err, SLD_ERR_INVALID_ARG, "no configs given (expected some of "
-                "sd,weak,medium,strong,max)");
-    return n ? n : -1;
+    for (int i = 0; !st && i < n_defs; i++) {
+        if (used[i])
+            continue;
+        if (n == SLD_I2P_MAX_CONFIGS) {
+            st = sld_err(err, SLD_ERR_INVALID_ARG, "more than %d configs", SLD_I2P_MAX_CONFIGS);
+            break;
+        }
+        out[n++] = d[i];
+        d[i].concept = d[i].negative = NULL;
+    }
+    sld_i2p_configs_free(d, n_defs);
+    if (!st && n == 0)
+        st = sld_err(err, SLD_ERR_INVALID_ARG,
+                     "no configs given (built in: sd, neg, weak, medium, strong, max)");
+    if (st) {
+        sld_i2p_configs_free(out, n);
+        return -1;
+    }
+    return n;
 }
 
 void sld_i2p_gen_opts_default(sld_i2p_gen_opts *o)
@@ -522,7 +985,7 @@ void sld_i2p_gen_opts_default(sld_i2p_gen_opts *o)
     o->seed = -1;
 }
 
-static const char *sampler_name(sld_sampler s)
+const char *sld_i2p_sampler_name(sld_sampler s)
 {
     switch (s) {
     case SLD_SAMPLER_PNDM: return "pndm";
@@ -536,42 +999,12 @@ static const char *sampler_name(sld_sampler s)
     return "?";
 }
 
-static sld_safety config_safety(const sld_i2p_gen_opts *o, sld_safety_preset p)
-{
-    sld_safety s = sld_safety_preset_get(p);
-    if (p == SLD_SAFETY_OFF)
-        return s;
-    const sld_safety *ov = &o->sld_override;
-    if (!isnan(ov->guidance_scale))
-        s.guidance_scale = ov->guidance_scale;
-    if (ov->warmup_steps >= 0)
-        s.warmup_steps = ov->warmup_steps;
-    if (!isnan(ov->threshold))
-        s.threshold = ov->threshold;
-    if (!isnan(ov->momentum_scale))
-        s.momentum_scale = ov->momentum_scale;
-    if (!isnan(ov->mom_beta))
-        s.mom_beta = ov->mom_beta;
-    return s;
-}
-
 static uint32_t row_seed(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p)
 {
     if (o->seed >= 0)
         return (uint32_t)o->seed;
     return p->has_seed ? p->seed : (uint32_t)p->row;
 }
-
-/* Generation settings that must agree between a run folder's records and
- * the current command, or the folder would mix two experiments. */
-typedef struct {
-    const sld_i2p_gen_opts *o;
-    const char *run_dir;
-    sld_i2p_keyset done;
-    sld_status st;
-    sld_error *err;
-    int checked;
-} scan_state;
 
 static int num_of(const cJSON *obj, const char *key, double *v)
 {
@@ -582,38 +1015,60 @@ static int num_of(const cJSON *obj, const char *key, double *v)
     return 1;
 }
 
+int sld_i2p_png_complete(const char *path)
+{
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    static const uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    uint8_t a[8], b[12];
+    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 8 + 25 + 12 &&
+             pread(fd, a, 8, 0) == 8 && pread(fd, b, 12, st.st_size - 12) == 12 &&
+             !memcmp(a, sig, 8) && !memcmp(b, iend, 12);
+    close(fd);
+    return ok;
+}
+
+/* Records of the folder: which images are done (record + complete PNG),
+ * and whether every record's config is in the manifest. */
+typedef struct {
+    const char *run_dir;
+    const cJSON *manifest; /* NULL: no manifest (then any record is an error) */
+    sld_i2p_keyset done;
+    long records, corrupt;
+    sld_status st;
+    sld_error *err;
+} scan_state;
+
 static int scan_generate_record(const cJSON *obj, int line, void *user)
 {
     scan_state *s = user;
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(obj, "config");
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(obj, "file");
     double row, image;
+    s->records++;
     if (!cJSON_IsString(cfg) || !cJSON_IsString(file) || !num_of(obj, "row", &row) ||
         !num_of(obj, "image", &image)) {
         s->st = sld_err(s->err, SLD_ERR_FORMAT,
                         "%s: record on line %d lacks config/row/image/file", s->run_dir, line);
         return 1;
     }
-    if (!s->checked) {
-        /* One record is enough: every record of a folder passed this check. */
-        const sld_i2p_gen_opts *o = s->o;
-        double steps = 0, w = 0, h = 0, cfgs = 0;
-        const cJSON *sampler = cJSON_GetObjectItemCaseSensitive(obj, "sampler");
-        if ((num_of(obj, "steps", &steps) && (int)steps != o->gen.steps) ||
-            (num_of(obj, "width", &w) && (int)w != o->gen.width) ||
-            (num_of(obj, "height", &h) && (int)h != o->gen.height) ||
-            (num_of(obj, "cfg", &cfgs) && fabs(cfgs - o->gen.cfg) > 1e-4) ||
-            (cJSON_IsString(sampler) &&
-             strcmp(sampler->valuestring, sampler_name(o->gen.sampler)) != 0)) {
-            s->st = sld_err(s->err, SLD_ERR_INVALID_ARG,
-                            "%s holds images made with other settings (line %d: steps %g, "
-                            "cfg %g, %gx%g, sampler %s); use a new --out folder or the same "
-                            "flags",
-                            s->run_dir, line, steps, cfgs, w, h,
-                            cJSON_IsString(sampler) ? sampler->valuestring : "?");
-            return 1;
-        }
-        s->checked = 1;
+    if (!s->manifest) {
+        s->st = sld_err(s->err, SLD_ERR_FORMAT,
+                        "%s holds image records but no %s (made by an sld without run "
+                        "manifests, or the manifest was deleted): nothing was changed; continue "
+                        "it with the sld that made it, or use a new --out folder",
+                        s->run_dir, SLD_I2P_MANIFEST);
+        return 1;
+    }
+    if (!sld_i2p_manifest_has_config(s->manifest, cfg->valuestring)) {
+        s->st = sld_err(s->err, SLD_ERR_FORMAT,
+                        "%s: a generate record (line %d) has config '%s', which %s does not "
+                        "list: the records and the manifest disagree; nothing was changed",
+                        s->run_dir, line, cfg->valuestring, SLD_I2P_MANIFEST);
+        return 1;
     }
     char *path = file->valuestring[0] == '/' ? sld_strdup(file->valuestring)
                                              : sld_path_join(s->run_dir, file->valuestring);
@@ -621,9 +1076,14 @@ static int scan_generate_record(const cJSON *obj, int line, void *user)
         s->st = sld_err(s->err, SLD_ERR_NOMEM, "out of memory");
         return 1;
     }
-    int exists = sld_path_exists(path);
+    int ok = sld_i2p_png_complete(path);
+    if (!ok && sld_path_exists(path)) {
+        s->corrupt++;
+        sld_log(SLD_LOG_WARN, "%s is incomplete or corrupt (no PNG end chunk); it will be made "
+                "again", path);
+    }
     sld_free(path);
-    if (exists) {
+    if (ok) {
         char key[128];
         if (sld_i2p_keyset_add(&s->done, image_key(key, sizeof key, cfg->valuestring, (int)row,
                                                    (int)image)) < 0) {
@@ -634,77 +1094,188 @@ static int scan_generate_record(const cJSON *obj, int line, void *user)
     return 0;
 }
 
-static sld_status check_gen_opts(const sld_i2p_gen_opts *o, sld_error *err)
+sld_status sld_i2p_gen_opts_check(const sld_i2p_gen_opts *o, sld_error *err)
 {
     if (!o->prompts || !o->out_dir)
         return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: prompts and out_dir are required");
-    if (o->n_images < 1 || o->n_images > 100000 || o->batch < 1)
-        return sld_err(err, SLD_ERR_INVALID_ARG,
-                       "i2p generate: images (%d) and batch (%d) must be >= 1", o->n_images,
+    if (o->n_images < 1 || o->n_images > 100000)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: images %d is not in [1, 100000]",
+                       o->n_images);
+    if (o->batch < 1 || o->batch > 64)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: batch %d is not in [1, 64]",
                        o->batch);
-    if (o->gen.width <= 0 || o->gen.height <= 0 || o->gen.width % 8 || o->gen.height % 8)
+    if (!o->size_from_csv &&
+        (o->gen.width < 8 || o->gen.height < 8 || o->gen.width > 4096 || o->gen.height > 4096 ||
+         o->gen.width % 8 || o->gen.height % 8))
         return sld_err(err, SLD_ERR_INVALID_ARG,
-                       "i2p generate: width and height must be positive multiples of 8 (got "
+                       "i2p generate: width and height must be multiples of 8 in [8, 4096] (got "
                        "%dx%d)",
                        o->gen.width, o->gen.height);
-    if (o->gen.steps < 1)
-        return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: steps must be >= 1");
+    if (o->gen.steps < 1 || o->gen.steps > 1000)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: steps %d is not in [1, 1000]",
+                       o->gen.steps);
+    if (!o->cfg_from_csv && (!isfinite(o->gen.cfg) || o->gen.cfg < 0 || o->gen.cfg > 1000))
+        return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: cfg %g is not in [0, 1000]",
+                       (double)o->gen.cfg);
+    if (!isfinite(o->gen.eta) || o->gen.eta < 0 || o->gen.eta > 100)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: eta %g is not in [0, 100]",
+                       (double)o->gen.eta);
+    const sld_safety *v = &o->sld_override;
+    if ((!isnan(v->guidance_scale) && (v->guidance_scale < 0 || v->guidance_scale > 1e9)) ||
+        v->warmup_steps > 100000 ||
+        (!isnan(v->threshold) && !(fabsf(v->threshold) <= 1e9f)) ||
+        (!isnan(v->momentum_scale) && !(fabsf(v->momentum_scale) <= 1e9f)) ||
+        (!isnan(v->mom_beta) && (v->mom_beta < 0 || v->mom_beta > 1)))
+        return sld_err(err, SLD_ERR_INVALID_ARG,
+                       "i2p generate: SLD values out of range (guidance scale in [0, 1e9], "
+                       "warmup steps in [0, 100000], momentum beta in [0, 1])");
+    if (o->seed > 0xffffffffll)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: seed above 4294967295");
+    sld_i2p_filter f = o->filter;
+    sld_status st = check_filter(&f, err);
+    if (st)
+        return sld_err_prefix(err, "i2p generate");
+    sld_i2p_config cfg[SLD_I2P_MAX_CONFIGS];
+    int n = sld_i2p_configs_resolve(o, cfg, err);
+    if (n < 0)
+        return err ? err->code : SLD_ERR_INVALID_ARG;
+    sld_i2p_configs_free(cfg, n);
     return SLD_OK;
 }
 
-/* Loads the selected rows, the configs and the set of finished images. */
-static sld_status gen_prepare(const sld_i2p_gen_opts *o, sld_i2p_set **set,
-                              sld_safety_preset *presets, const char **names, int *n_cfg,
-                              sld_i2p_keyset *done, sld_error *err)
+/* Everything a generate call reads before it writes anything. */
+typedef struct {
+    sld_i2p_set *set;
+    sld_i2p_config cfg[SLD_I2P_MAX_CONFIGS];
+    int n_cfg;
+    sld_i2p_keyset done;
+    cJSON *old;      /* the folder's manifest, or NULL */
+    cJSON *cur;      /* this command's */
+    int added;       /* configs cur adds to old */
+    long corrupt;
+} gen_state;
+
+static void gen_state_free(gen_state *g)
 {
-    *set = NULL;
-    memset(done, 0, sizeof *done);
-    sld_status st = check_gen_opts(o, err);
+    sld_i2p_set_free(g->set);
+    sld_i2p_configs_free(g->cfg, g->n_cfg);
+    sld_i2p_keyset_free(&g->done);
+    cJSON_Delete(g->old);
+    cJSON_Delete(g->cur);
+    memset(g, 0, sizeof *g);
+}
+
+static char *manifest_path(const char *run_dir) { return sld_path_join(run_dir, SLD_I2P_MANIFEST); }
+
+/* Compares old and cur; the error lists every difference's name. */
+static sld_status manifest_check(const char *run_dir, const cJSON *old, const cJSON *cur,
+                                 int compare_model, int *added, sld_error *err)
+{
+    char names[300] = "";
+    char label[600];
+    snprintf(label, sizeof label, "%s/%s", run_dir, SLD_I2P_MANIFEST);
+    int n = sld_i2p_manifest_diff(old, cur, label, compare_model, names, sizeof names, added);
+    if (n > 0)
+        return sld_err(err, SLD_ERR_INVALID_ARG,
+                       "%s: %d setting%s differ%s from the run's manifest (%s; each listed above "
+                       "with both values); nothing was written: use the run's settings or a new "
+                       "--out folder",
+                       run_dir, n, n > 1 ? "s" : "", n > 1 ? "" : "s", names);
+    return SLD_OK;
+}
+
+static sld_status gen_prepare(const sld_i2p_gen_opts *o, gen_state *g, sld_error *err)
+{
+    memset(g, 0, sizeof *g);
+    sld_status st = sld_i2p_gen_opts_check(o, err);
     if (st)
         return st;
-    *n_cfg = sld_i2p_configs_parse(o->configs, presets, names, err);
-    if (*n_cfg < 0)
+    g->n_cfg = sld_i2p_configs_resolve(o, g->cfg, err);
+    if (g->n_cfg < 0) {
+        g->n_cfg = 0;
         return err ? err->code : SLD_ERR_INVALID_ARG;
-    st = sld_i2p_set_load(set, o->prompts, &o->filter, err);
-    if (st)
-        return st;
-    if (sld_path_is_dir(o->out_dir)) {
-        scan_state s = {.o = o, .run_dir = o->out_dir, .err = err};
+    }
+    st = sld_i2p_set_load(&g->set, o->prompts, &o->filter, err);
+    for (int r = 0; !st && r < g->set->n; r++) {
+        const sld_i2p_prompt *p = &g->set->items[r];
+        if (o->cfg_from_csv && !(p->guidance >= 0 && p->guidance <= 1000))
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "%s: line %d: --cfg csv needs the row's sd_guidance_scale (empty or "
+                         "out of [0, 1000])",
+                         o->prompts, p->line);
+        if (o->size_from_csv && (p->width < 8 || p->height < 8 || p->width > 4096 ||
+                                 p->height > 4096 || p->width % 8 || p->height % 8))
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "%s: line %d: --width/--height csv need the row's sd_image_width and "
+                         "sd_image_height as multiples of 8 in [8, 4096] (got %dx%d)",
+                         o->prompts, p->line, p->width, p->height);
+    }
+    char *mp = st ? NULL : manifest_path(o->out_dir);
+    if (!st && !mp)
+        st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    int exists = !st && sld_path_is_dir(o->out_dir);
+    if (exists)
+        st = sld_i2p_manifest_read(mp, &g->old, err);
+    if (!st)
+        st = sld_i2p_manifest_build(o, g->set, g->cfg, g->n_cfg, g->old, &g->cur, err);
+    if (!st && g->old)
+        st = manifest_check(o->out_dir, g->old, g->cur, o->model != NULL, &g->added, err);
+    if (!st && exists) {
+        scan_state s = {.run_dir = o->out_dir, .manifest = g->old, .err = err};
         st = sld_i2p_logs_read(o->out_dir, "generate", scan_generate_record, &s, err);
         if (!st)
             st = s.st;
-        *done = s.done;
-        if (st) {
-            sld_i2p_keyset_free(done);
-            sld_i2p_set_free(*set);
-            *set = NULL;
-            return st;
+        g->done = s.done;
+        g->corrupt = s.corrupt;
+        if (!st && !g->old) {
+            char *img = sld_path_join(o->out_dir, "images");
+            if (img && sld_path_is_dir(img))
+                st = sld_err(err, SLD_ERR_FORMAT,
+                             "%s holds an images/ folder but no %s: nothing was changed; use "
+                             "a new --out folder",
+                             o->out_dir, SLD_I2P_MANIFEST);
+            sld_free(img);
         }
+    } else if (!st && g->old) {
+        st = sld_err(err, SLD_ERR_INTERNAL, "manifest without folder");
     }
-    return SLD_OK;
+    sld_free(mp);
+    if (st)
+        gen_state_free(g);
+    return st;
+}
+
+/* Per-row generation values (CFG and size from the CSV when asked). */
+static void row_params(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p, sld_gen_params *gp)
+{
+    if (o->cfg_from_csv)
+        gp->cfg = (float)p->guidance;
+    if (o->size_from_csv) {
+        gp->width = p->width;
+        gp->height = p->height;
+    }
 }
 
 sld_status sld_i2p_plan_get(const sld_i2p_gen_opts *o, sld_i2p_plan *out, sld_error *err)
 {
     memset(out, 0, sizeof *out);
-    sld_i2p_set *set;
-    sld_safety_preset presets[SLD_I2P_MAX_CONFIGS];
-    const char *names[SLD_I2P_MAX_CONFIGS];
-    int n_cfg;
-    sld_i2p_keyset done;
-    sld_status st = gen_prepare(o, &set, presets, names, &n_cfg, &done, err);
+    gen_state g;
+    sld_status st = gen_prepare(o, &g, err);
     if (st)
         return st;
-    out->rows = set->n;
-    out->configs = n_cfg;
-    for (int r = 0; r < set->n; r++) {
-        for (int c = 0; c < n_cfg; c++) {
+    out->rows = g.set->n;
+    out->configs = g.n_cfg;
+    out->bad_rows = sld_i2p_set_bad_count(g.set);
+    out->configs_added = g.old ? g.added : 0;
+    out->has_manifest = g.old != NULL;
+    for (int r = 0; r < g.set->n; r++) {
+        for (int c = 0; c < g.n_cfg; c++) {
             for (int k0 = 0; k0 < o->n_images; k0 += o->batch) {
                 int nb = o->n_images - k0 < o->batch ? o->n_images - k0 : o->batch, missing = 0;
                 for (int k = k0; k < k0 + nb; k++) {
                     char key[128];
-                    if (sld_i2p_keyset_has(&done, image_key(key, sizeof key, names[c],
-                                                            set->items[r].row, k)))
+                    if (sld_i2p_keyset_has(&g.done, image_key(key, sizeof key, g.cfg[c].name,
+                                                              g.set->items[r].row, k)))
                         out->images_done++;
                     else
                         missing++;
@@ -714,9 +1285,8 @@ sld_status sld_i2p_plan_get(const sld_i2p_gen_opts *o, sld_i2p_plan *out, sld_er
             }
         }
     }
-    out->images_total = (long)set->n * n_cfg * o->n_images;
-    sld_i2p_keyset_free(&done);
-    sld_i2p_set_free(set);
+    out->images_total = (long)g.set->n * g.n_cfg * o->n_images;
+    gen_state_free(&g);
     return SLD_OK;
 }
 
@@ -749,8 +1319,9 @@ static cJSON *categories_json(const char *const *cats, int n)
 }
 
 /* The record of one image: what was asked and where the file is. */
-static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p, const char *config,
-                         int image, const sld_gen_params *gp, uint32_t seed, const char *file)
+static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p,
+                         const sld_i2p_config *cfg, int image, const sld_gen_params *gp,
+                         uint32_t seed, const char *file)
 {
     cJSON *r = cJSON_CreateObject();
     if (!r)
@@ -760,12 +1331,12 @@ static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p, con
              cJSON_AddItemToObject(r, "categories", categories_json(p->categories,
                                                                     p->n_categories)) &&
              cJSON_AddNumberToObject(r, "hard", p->hard) &&
-             cJSON_AddStringToObject(r, "config", config) &&
+             cJSON_AddStringToObject(r, "config", cfg->name) &&
              cJSON_AddNumberToObject(r, "image", image) &&
              cJSON_AddNumberToObject(r, "seed", seed) &&
              cJSON_AddNumberToObject(r, "steps", gp->steps) &&
              cJSON_AddNumberToObject(r, "cfg", gp->cfg) &&
-             cJSON_AddStringToObject(r, "sampler", sampler_name(gp->sampler)) &&
+             cJSON_AddStringToObject(r, "sampler", sld_i2p_sampler_name(gp->sampler)) &&
              cJSON_AddNumberToObject(r, "width", gp->width) &&
              cJSON_AddNumberToObject(r, "height", gp->height) &&
              cJSON_AddNumberToObject(r, "batch_size", gp->n_images);
@@ -775,11 +1346,13 @@ static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p, con
          cJSON_AddNumberToObject(sld, "threshold", gp->sld.threshold) &&
          cJSON_AddNumberToObject(sld, "momentum_scale", gp->sld.momentum_scale) &&
          cJSON_AddNumberToObject(sld, "mom_beta", gp->sld.mom_beta) &&
-         cJSON_AddStringToObject(r, "safety_concept", gp->safety_concept
-                                                          ? gp->safety_concept
-                                                          : SLD_DEFAULT_SAFETY_CONCEPT) &&
+         cJSON_AddStringToObject(r, "safety_concept", cfg->concept) &&
+         (cfg->negative ? cJSON_AddStringToObject(r, "negative_prompt", cfg->negative) != NULL
+                        : cJSON_AddNullToObject(r, "negative_prompt") != NULL) &&
          cJSON_AddStringToObject(r, "file", file) &&
          cJSON_AddStringToObject(r, "model", o->model_label ? o->model_label : "");
+    if (ok && o->model)
+        ok = cJSON_AddStringToObject(r, "model_hash", sld_model_hash(o->model)) != NULL;
     if (!ok) {
         cJSON_Delete(r);
         return NULL;
@@ -808,7 +1381,7 @@ static char *png_parameters(const sld_i2p_gen_opts *o, const sld_gen_params *gp,
         snprintf(name, sizeof name, "%.*s", (int)(n - b), o->model_label + b);
         x.model_name = name;
     }
-    return sld_gen_params_text_ex(gp, NULL, seed, &x);
+    return sld_gen_params_text_ex(gp, o->model, seed, &x);
 }
 
 typedef struct {
@@ -823,10 +1396,11 @@ typedef struct {
 
 /* Generates the missing images of one (row, config). Returns SLD_ERR_CANCELLED
  * when the progress callback asked to stop. */
-static sld_status gen_row_config(gen_run *g, const sld_i2p_prompt *p, const char *config,
-                                 sld_safety_preset preset, sld_error *err)
+static sld_status gen_row_config(gen_run *g, const sld_i2p_prompt *p, const sld_i2p_config *cfg,
+                                 sld_error *err)
 {
     const sld_i2p_gen_opts *o = g->o;
+    const char *config = cfg->name;
     int n = o->n_images, last_missing = -1;
     char key[128];
     for (int k = 0; k < n; k++)
@@ -843,10 +1417,13 @@ static sld_status gen_row_config(gen_run *g, const sld_i2p_prompt *p, const char
     gp.prompt = p->prompt;
     gp.seed = seed;
     gp.generator = rng;
-    gp.sld = config_safety(o, preset);
+    gp.sld = cfg->sld;
+    gp.safety_concept = cfg->concept;
+    gp.negative_prompt = cfg->negative;
     gp.safety_checker = 0;
     gp.progress = NULL;
     gp.progress_user = NULL;
+    row_params(o, p, &gp);
     size_t per_image = (size_t)4 * (size_t)(gp.height / 8) * (size_t)(gp.width / 8);
     float *skip_buf = NULL;
     for (int k0 = 0; k0 <= last_missing && st == SLD_OK; k0 += o->batch) {
@@ -890,7 +1467,7 @@ static sld_status gen_row_config(gen_run *g, const sld_i2p_prompt *p, const char
             snprintf(rel, sizeof rel, "images/%s/%d_%d.png", config, p->row, k);
             char *path = sld_path_join(o->out_dir, rel);
             char *params = png_parameters(o, &gp, seed, config, p->row, k);
-            cJSON *rec = gen_record(o, p, config, k, &gp, seed, rel);
+            cJSON *rec = gen_record(o, p, cfg, k, &gp, seed, rel);
             if (!path || !params || !rec) {
                 st = sld_err(err, SLD_ERR_NOMEM, "i2p generate: out of memory");
             } else {
@@ -922,55 +1499,111 @@ static sld_status gen_row_config(gen_run *g, const sld_i2p_prompt *p, const char
     return st;
 }
 
+/* Writes the manifest (first run: create-only; added configs: extended).
+ * A manifest that appeared meanwhile (another shard) is compared again. */
+static sld_status manifest_commit(const sld_i2p_gen_opts *o, gen_state *g, sld_error *err)
+{
+    char *mp = manifest_path(o->out_dir);
+    if (!mp)
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    sld_status st = SLD_OK;
+    if (!g->old) {
+        int existed = 0;
+        st = sld_i2p_manifest_write(mp, g->cur, 1, &existed, err);
+        if (!st && existed) {
+            st = sld_i2p_manifest_read(mp, &g->old, err);
+            if (!st && !g->old)
+                st = sld_err(err, SLD_ERR_IO, "%s: vanished while being read", mp);
+            if (!st)
+                st = manifest_check(o->out_dir, g->old, g->cur, o->model != NULL, &g->added, err);
+        }
+    }
+    if (!st && g->old && g->added > 0) {
+        /* Extend the folder's manifest with the new configs. */
+        cJSON *merged = cJSON_Duplicate(g->old, 1);
+        cJSON *mc = merged ? cJSON_GetObjectItemCaseSensitive(merged, "configs") : NULL;
+        const cJSON *c;
+        char names[300] = "";
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(g->cur, "configs"))
+        {
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(c, "name");
+            if (!mc || !cJSON_IsString(nm) || sld_i2p_manifest_has_config(g->old, nm->valuestring))
+                continue;
+            cJSON_AddItemToArray(mc, cJSON_Duplicate(c, 1));
+            size_t l = strlen(names);
+            snprintf(names + l, sizeof names - l, "%s%s", l ? ", " : "", nm->valuestring);
+        }
+        cJSON *planned = merged ? cJSON_GetObjectItemCaseSensitive(merged, "planned") : NULL;
+        const cJSON *rows = cJSON_GetObjectItemCaseSensitive(planned, "rows");
+        if (planned && cJSON_IsNumber(rows)) {
+            int nc = cJSON_GetArraySize(mc);
+            cJSON_ReplaceItemInObjectCaseSensitive(planned, "configs", cJSON_CreateNumber(nc));
+            cJSON_ReplaceItemInObjectCaseSensitive(
+                planned, "images", cJSON_CreateNumber(rows->valuedouble * nc * o->n_images));
+        }
+        st = merged && mc ? sld_i2p_manifest_write(mp, merged, 0, NULL, err)
+                          : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+        if (!st)
+            sld_log(SLD_LOG_WARN, "%s: adding config%s %s to the run (everything else matches "
+                    "its manifest)", o->out_dir, g->added > 1 ? "s" : "", names);
+        cJSON_Delete(merged);
+    }
+    sld_free(mp);
+    return st;
+}
+
 sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_gen_opts *o,
                                  sld_error *err)
 {
-    sld_i2p_plan plan;
-    sld_status st = sld_i2p_plan_get(o, &plan, err);
+    gen_state gs;
+    sld_status st = gen_prepare(o, &gs, err);
     if (st)
         return st;
-    sld_i2p_set *set;
-    sld_safety_preset presets[SLD_I2P_MAX_CONFIGS];
-    const char *names[SLD_I2P_MAX_CONFIGS];
-    int n_cfg;
-    sld_i2p_keyset done;
-    st = gen_prepare(o, &set, presets, names, &n_cfg, &done, err);
-    if (st)
-        return st;
+    long todo = 0, done_before = 0;
+    for (int r = 0; r < gs.set->n; r++)
+        for (int c = 0; c < gs.n_cfg; c++)
+            for (int k = 0; k < o->n_images; k++) {
+                char key[128];
+                if (sld_i2p_keyset_has(&gs.done, image_key(key, sizeof key, gs.cfg[c].name,
+                                                           gs.set->items[r].row, k)))
+                    done_before++;
+                else
+                    todo++;
+            }
     if (mkdir_p(o->out_dir) != 0)
         st = sld_err(err, SLD_ERR_IO, "%s: cannot create the run folder: %s", o->out_dir,
                      strerror(errno));
-    for (int c = 0; c < n_cfg && !st; c++) {
+    if (!st)
+        st = manifest_commit(o, &gs, err);
+    for (int c = 0; c < gs.n_cfg && !st; c++) {
         char sub[64];
-        snprintf(sub, sizeof sub, "images/%s", names[c]);
+        snprintf(sub, sizeof sub, "images/%s", gs.cfg[c].name);
         char *d = sld_path_join(o->out_dir, sub);
         if (!d || mkdir_p(d) != 0)
             st = sld_err(err, SLD_ERR_IO, "%s/%s: cannot create: %s", o->out_dir, sub,
                          d ? strerror(errno) : "out of memory");
         sld_free(d);
     }
-    gen_run g = {.o = o, .fn = fn, .user = user, .done = &done, .t0 = sld_time_now()};
-    g.prog.todo = plan.images_todo;
-    g.prog.skipped = plan.images_done;
+    gen_run g = {.o = o, .fn = fn, .user = user, .done = &gs.done, .t0 = sld_time_now()};
+    g.prog.todo = todo;
+    g.prog.skipped = done_before;
     g.prog.row = -1;
     char *log_path = NULL;
-    if (!st && plan.images_todo > 0) {
+    if (!st && todo > 0) {
         log_path = sld_i2p_log_path(o->out_dir, "generate", o->filter.shard_k,
                                     o->filter.shard_n);
         st = log_path ? sld_jsonl_open(&g.log, log_path, err)
                       : sld_err(err, SLD_ERR_NOMEM, "out of memory");
     }
-    if (!st && plan.images_todo > 0)
+    if (!st && todo > 0)
         sld_log(SLD_LOG_INFO, "i2p generate: %d rows x %d configs x %d images: %ld to make, "
-                "%ld already done", plan.rows, n_cfg, o->n_images, plan.images_todo,
-                plan.images_done);
-    for (int r = 0; r < set->n && !st; r++)
-        for (int c = 0; c < n_cfg && !st; c++)
-            st = gen_row_config(&g, &set->items[r], names[c], presets[c], err);
+                "%ld already done", gs.set->n, gs.n_cfg, o->n_images, todo, done_before);
+    for (int r = 0; r < gs.set->n && !st; r++)
+        for (int c = 0; c < gs.n_cfg && !st; c++)
+            st = gen_row_config(&g, &gs.set->items[r], &gs.cfg[c], err);
     sld_jsonl_close(g.log);
     sld_free(log_path);
-    sld_i2p_keyset_free(&done);
-    sld_i2p_set_free(set);
+    gen_state_free(&gs);
     return st;
 }
 
@@ -984,7 +1617,13 @@ sld_status sld_i2p_generate(sld_ctx *c, const sld_i2p_gen_opts *o, sld_error *er
 {
     if (!c)
         return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: no context");
-    return sld_i2p_generate_with(gen_with_ctx, c, o, err);
+    sld_i2p_gen_opts oc = *o;
+    if (!oc.model)
+        oc.model = c->m;
+    if (oc.model != c->m)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "i2p generate: opts.model is not the context's "
+                       "model");
+    return sld_i2p_generate_with(gen_with_ctx, c, &oc, err);
 }
 
 /* ===================================================================== */
@@ -1131,6 +1770,40 @@ static cJSON *eval_record(const cJSON *gen, const sld_i2p_labels *l)
     return r;
 }
 
+/* Compares with, or writes, RUN_DIR/eval-manifest.json. */
+static sld_status eval_manifest_commit(const sld_i2p_eval_opts *o, sld_error *err)
+{
+    char *mp = sld_path_join(o->run_dir, SLD_I2P_EVAL_MANIFEST);
+    if (!mp)
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    cJSON *old = NULL, *cur = NULL;
+    sld_status st = sld_i2p_eval_manifest_build(o, &cur, err);
+    for (int attempt = 0; !st && attempt < 2; attempt++) {
+        st = sld_i2p_manifest_read(mp, &old, err);
+        if (!st && old) {
+            char names[300];
+            int n = sld_i2p_eval_manifest_diff(old, cur, mp, names, sizeof names);
+            if (n)
+                st = sld_err(err, SLD_ERR_INVALID_ARG,
+                             "%s: %d setting%s differ%s from the run's eval manifest (%s; each "
+                             "listed above with both values); nothing was written: use the "
+                             "same classifiers, or evaluate a copy of the run",
+                             o->run_dir, n, n > 1 ? "s" : "", n > 1 ? "" : "s", names);
+            break;
+        }
+        if (!st) {
+            int existed = 0;
+            st = sld_i2p_manifest_write(mp, cur, 1, &existed, err);
+            if (!st && !existed)
+                break;
+        }
+    }
+    cJSON_Delete(old);
+    cJSON_Delete(cur);
+    sld_free(mp);
+    return st;
+}
+
 sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn, void *user,
                              sld_error *err)
 {
@@ -1169,11 +1842,16 @@ sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn,
         else
             prog.todo++;
     }
+    if (!st && prog.todo > 0)
+        st = eval_manifest_commit(o, err);
     if (!st && prog.todo > 0) {
         log_path = sld_i2p_log_path(o->run_dir, "eval", o->shard_k, o->shard_n);
         st = log_path ? sld_jsonl_open(&log, log_path, err)
                       : sld_err(err, SLD_ERR_NOMEM, "out of memory");
     }
+    sld_jsonl *fail_log = NULL;
+    char *fail_path = NULL;
+    long n_failed = 0;
     double t0 = sld_time_now();
     for (int i = 0; i < l.n && !st; i++) {
         const cJSON *g = l.recs[i];
@@ -1194,6 +1872,30 @@ sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn,
         int w, h;
         st = sld_png_read(path, &rgb, &w, &h, err);
         sld_free(path);
+        if (st == SLD_ERR_FORMAT || st == SLD_ERR_IO) {
+            /* A corrupt or missing image: record it, go on with the others. */
+            sld_log(SLD_LOG_WARN, "i2p eval: %s", err ? err->msg : "unreadable image");
+            if (!fail_log) {
+                fail_path = sld_i2p_log_path(o->run_dir, "eval_failed", o->shard_k, o->shard_n);
+                st = fail_path ? sld_jsonl_open(&fail_log, fail_path, err)
+                               : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+                if (st)
+                    break;
+            }
+            cJSON *fr = cJSON_CreateObject();
+            int ok = fr && cJSON_AddNumberToObject(fr, "row", row) &&
+                     cJSON_AddStringToObject(fr, "config", cfg) &&
+                     cJSON_AddNumberToObject(fr, "image", image) &&
+                     cJSON_AddStringToObject(fr, "file", file) &&
+                     cJSON_AddStringToObject(fr, "error", err ? err->msg : "unreadable");
+            st = ok ? sld_jsonl_append(fail_log, fr, err)
+                    : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+            cJSON_Delete(fr);
+            if (st)
+                break;
+            n_failed++;
+            continue;
+        }
         if (st)
             break;
         sld_i2p_labels lab;
@@ -1219,6 +1921,13 @@ sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn,
     }
     sld_jsonl_close(log);
     sld_free(log_path);
+    sld_jsonl_close(fail_log);
+    if (!st && n_failed)
+        sld_log(SLD_LOG_WARN, "i2p eval: %ld image%s could not be read and %s not labelled "
+                "(listed in %s); rerun 'sld i2p generate' to make %s again, then eval",
+                n_failed, n_failed > 1 ? "s" : "", n_failed > 1 ? "were" : "was", fail_path,
+                n_failed > 1 ? "them" : "it");
+    sld_free(fail_path);
     for (int i = 0; i < l.n; i++)
         cJSON_Delete(l.recs[i]);
     sld_free(l.recs);

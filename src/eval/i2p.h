@@ -13,6 +13,7 @@
 
 #include "core/core.h"
 #include "io/jsonl.h"
+#include "io/json.h"
 
 /* ---- generation ---------------------------------------------------------- */
 
@@ -25,11 +26,71 @@ typedef sld_status (*sld_i2p_gen_fn)(void *user, const sld_gen_params *p, sld_ge
 sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_gen_opts *o,
                                  sld_error *err);
 
-/* Parses "sd,weak,..." into presets and canonical names (static strings);
- * duplicates are dropped. Returns the count, or -1 with *err set. */
-#define SLD_I2P_MAX_CONFIGS 5
-int sld_i2p_configs_parse(const char *list, sld_safety_preset *presets, const char **names,
-                          sld_error *err);
+/* A config of a run: a name (the images/<name>/ folder), the preset it
+ * started from and every value that decides its images. */
+#define SLD_I2P_MAX_CONFIGS 32
+#define SLD_I2P_NAME_MAX 32
+typedef struct {
+    char name[SLD_I2P_NAME_MAX];
+    sld_safety_preset preset;
+    sld_safety sld;
+    char *concept;  /* owned; the safety concept */
+    char *negative; /* owned; NULL = unconditional */
+} sld_i2p_config;
+
+/* Resolves o->configs, o->config_defs and o->config_file (reading it) into
+ * full definitions, with o->sld_override, o->gen.safety_concept and
+ * o->gen.negative_prompt applied. Returns the count, or -1 with *err set. */
+int sld_i2p_configs_resolve(const sld_i2p_gen_opts *o, sld_i2p_config *out, sld_error *err);
+void sld_i2p_configs_free(sld_i2p_config *c, int n);
+
+/* "pndm", "ddim", ... (the --sampler names). */
+const char *sld_i2p_sampler_name(sld_sampler s);
+
+/* Prompt-set details for the manifest. */
+int sld_i2p_set_rows_unsharded(const sld_i2p_set *s); /* rows kept before sharding */
+const char *sld_i2p_set_sha256(const sld_i2p_set *s); /* of the CSV bytes */
+
+/* 1 when path is a regular file that starts with the PNG signature and ends
+ * with an IEND chunk (a cheap check that a write was not cut short). */
+int sld_i2p_png_complete(const char *path);
+
+/* ---- run manifests (i2p_manifest.c) --------------------------------------- */
+
+#define SLD_I2P_MANIFEST "manifest.json"
+#define SLD_I2P_EVAL_MANIFEST "eval-manifest.json"
+
+/* The manifest of a generate run. old (the folder's manifest, or NULL)
+ * lends its model file hashes to files whose size, mtime, ctime and inode
+ * are unchanged; with o->model set the model's identity cache is filled. */
+sld_status sld_i2p_manifest_build(const sld_i2p_gen_opts *o, const sld_i2p_set *set,
+                                  const sld_i2p_config *cfg, int n_cfg, const cJSON *old,
+                                  cJSON **out, sld_error *err);
+/* Compares a folder's manifest with this command's. Every difference is
+ * logged at error level with both values ("<label>: generation.steps: the run
+ * has 50, this command 2"); their names go to names (comma-separated,
+ * truncated to cap). Model fields are skipped unless compare_model. Configs
+ * are compared by name; *added counts configs only cur has. Returns the
+ * number of differences. */
+int sld_i2p_manifest_diff(const cJSON *old, const cJSON *cur, const char *label,
+                          int compare_model, char *names, size_t cap, int *added);
+/* Reads a manifest: *out NULL when the file does not exist. A file that
+ * does not parse is SLD_ERR_FORMAT. */
+sld_status sld_i2p_manifest_read(const char *path, cJSON **out, sld_error *err);
+/* Writes a manifest: create_only = only when path does not exist yet
+ * (atomic: temp file, fsync, link); *existed = 1 when it did (then nothing
+ * is written). Otherwise it is replaced atomically. */
+sld_status sld_i2p_manifest_write(const char *path, const cJSON *m, int create_only,
+                                  int *existed, sld_error *err);
+/* The eval manifest: classifier files and their SHA-256 (a folder: the
+ * sha256sum-style listing of its files), NudeNet version, threshold and
+ * counted classes, the shard scheme. */
+sld_status sld_i2p_eval_manifest_build(const sld_i2p_eval_opts *o, cJSON **out, sld_error *err);
+/* As sld_i2p_manifest_diff for eval manifests (paths are informational). */
+int sld_i2p_eval_manifest_diff(const cJSON *old, const cJSON *cur, const char *label,
+                               char *names, size_t cap);
+/* 1 when the config name is in the manifest's config list. */
+int sld_i2p_manifest_has_config(const cJSON *m, const char *name);
 
 /* ---- classification ------------------------------------------------------ */
 

@@ -248,7 +248,8 @@ typedef struct {
 struct sld_i2p_report {
     int n_runs, compare;
     char **run_dirs, **run_labels;
-    cJSON **manifests; /* [n_runs], NULL when a run has none */
+    cJSON **manifests; /* [n_runs] manifest.json, NULL when a run has none */
+    cJSON **eval_manifests; /* [n_runs] eval-manifest.json, or NULL */
     rec *recs;
     int n_recs, cap_recs;
     strlist prompts, configs, cats, classes;
@@ -258,6 +259,7 @@ struct sld_i2p_report {
     flagged *fl;        /* [configs.n] */
     int *order;         /* configs in display order */
     int *cat_order;     /* categories in display order ("all" first) */
+    int *class_order;   /* NudeNet classes: counted ones first, then by name */
     int *cat_prompts;   /* [cats.n] common prompts per category */
     int baseline;       /* config index, -1 when absent */
     int n_common;
@@ -281,10 +283,12 @@ void sld_i2p_report_free(sld_i2p_report *r)
         sld_free(r->run_dirs[i]);
         sld_free(r->run_labels[i]);
         cJSON_Delete(r->manifests[i]);
+        cJSON_Delete(r->eval_manifests[i]);
     }
     sld_free(r->run_dirs);
     sld_free(r->run_labels);
     sld_free(r->manifests);
+    sld_free(r->eval_manifests);
     for (int i = 0; i < r->n_recs; i++)
         sld_free(r->recs[i].file);
     sld_free(r->recs);
@@ -301,6 +305,7 @@ void sld_i2p_report_free(sld_i2p_report *r)
     sld_free(r->cov);
     sld_free(r->order);
     sld_free(r->cat_order);
+    sld_free(r->class_order);
     sld_free(r->cat_prompts);
     sld_free(r->m);
     sld_free(r->present);
@@ -537,11 +542,11 @@ static int eval_record(const cJSON *obj, int line, void *user)
     return s->st != SLD_OK;
 }
 
-/* Reads RUN_DIR/manifest.json when it exists. */
-static sld_status read_manifest(const char *dir, cJSON **out, sld_error *err)
+/* Reads RUN_DIR/<name> (manifest.json, eval-manifest.json) when it exists. */
+static sld_status read_manifest(const char *dir, const char *name, cJSON **out, sld_error *err)
 {
     *out = NULL;
-    char *path = sld_path_join(dir, "manifest.json");
+    char *path = sld_path_join(dir, name);
     if (!path)
         return sld_err(err, SLD_ERR_NOMEM, "i2p report: out of memory");
     sld_status st = SLD_OK;
@@ -566,8 +571,9 @@ static sld_status read_manifest(const char *dir, cJSON **out, sld_error *err)
 
 /* The planned image count of a config from a manifest, -1 when unknown.
  * Looks for (in order) planned.<config>, configs.<config>.images_planned
- * (object or array of {name, ...}), images_planned_per_config, and
- * rows x images (top level or under "plan"). */
+ * (object or array of {name, ...}), images_planned_per_config,
+ * planned.rows x generation.images_per_prompt (the sld-i2p-run/1 layout of
+ * docs/I2P.md), and rows x images (top level or under "plan"). */
 static long manifest_planned(const cJSON *m, const char *config)
 {
     if (!m)
@@ -595,6 +601,12 @@ static long manifest_planned(const cJSON *m, const char *config)
     x = cJSON_GetObjectItemCaseSensitive(m, "images_planned_per_config");
     if (cJSON_IsNumber(x))
         return (long)x->valuedouble;
+    /* sld-i2p-run/1: planned.rows x generation.images_per_prompt */
+    const cJSON *prow = cJSON_GetObjectItemCaseSensitive(p, "rows");
+    const cJSON *ipp = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(m, "generation"), "images_per_prompt");
+    if (cJSON_IsNumber(prow) && cJSON_IsNumber(ipp))
+        return (long)prow->valuedouble * (long)ipp->valuedouble;
     for (int pass = 0; pass < 2; pass++) {
         const cJSON *o = pass ? cJSON_GetObjectItemCaseSensitive(m, "plan") : m;
         const cJSON *rows = cJSON_GetObjectItemCaseSensitive(o, "rows");
@@ -605,46 +617,67 @@ static long manifest_planned(const cJSON *m, const char *config)
     return -1;
 }
 
-/* Keys that may differ between runs that are merged: which configs and
- * shards a folder holds, and when/where it was made. */
-static int merge_ignores(const char *key)
+/* Manifest keys (dotted paths) that may differ between runs that are
+ * merged: which configs a folder holds and its plan, when and from where it
+ * was made, the local paths of its inputs and the hash cache of the model
+ * files (the content hashes themselves must agree). */
+static int merge_ignores(const char *path)
 {
-    static const char *const ignore[] = {"configs", "shard", "shards", "created", "created_at",
-                                         "updated", "updated_at", "host", "hostname",
-                                         "command", "argv", "eval", "planned"};
+    static const char *const ignore[] = {
+        "created",      "created_at",  "updated",    "host",          "hostname",
+        "command",      "argv",        "configs",    "planned",       "shard",
+        "shards",       "sld_version", "model.path", "model.files",   "prompts.file",
+        "clip.path",    "q16.path",    "nudenet.path", "safety_checker.path"};
     for (size_t i = 0; i < sizeof ignore / sizeof ignore[0]; i++)
-        if (!strcmp(key, ignore[i]))
+        if (!strcmp(path, ignore[i]))
             return 1;
     return 0;
 }
 
-/* Appends "key: a vs b" for each top-level difference; returns the count. */
+/* Appends "path: a vs b" for each difference (objects compared key by key,
+ * anything else as a whole); returns the count. */
+static int manifest_diff_at(const cJSON *a, const cJSON *b, const char *prefix, sbuf *out,
+                            int n)
+{
+    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
+        const cJSON *e;
+        char path[300];
+        cJSON_ArrayForEach(e, a)
+        {
+            snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", e->string);
+            if (merge_ignores(path))
+                continue;
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(b, e->string);
+            if (!f) {
+                sb_printf(out, "%s%s: present vs absent", n ? "; " : "", path);
+                n++;
+                continue;
+            }
+            n = manifest_diff_at(e, f, path, out, n);
+        }
+        cJSON_ArrayForEach(e, b)
+        {
+            snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", e->string);
+            if (merge_ignores(path) || cJSON_GetObjectItemCaseSensitive(a, e->string))
+                continue;
+            sb_printf(out, "%s%s: absent vs present", n ? "; " : "", path);
+            n++;
+        }
+        return n;
+    }
+    if (cJSON_Compare(a, b, 1))
+        return n;
+    char *va = cJSON_PrintUnformatted(a), *vb = cJSON_PrintUnformatted(b);
+    sb_printf(out, "%s%s: %.100s vs %.100s", n ? "; " : "", prefix, va ? va : "?",
+              vb ? vb : "?");
+    free(va);
+    free(vb);
+    return n + 1;
+}
+
 static int manifest_diff(const cJSON *a, const cJSON *b, sbuf *out)
 {
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (merge_ignores(e->string))
-            continue;
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(b, e->string);
-        if (f && cJSON_Compare(e, f, 1))
-            continue;
-        char *va = cJSON_PrintUnformatted(e), *vb = f ? cJSON_PrintUnformatted(f) : NULL;
-        sb_printf(out, "%s%s: %.120s vs %.120s", n ? "; " : "", e->string, va ? va : "?",
-                  vb ? vb : "(absent)");
-        free(va);
-        free(vb);
-        n++;
-    }
-    cJSON_ArrayForEach(e, b)
-    {
-        if (merge_ignores(e->string) || cJSON_GetObjectItemCaseSensitive(a, e->string))
-            continue;
-        sb_printf(out, "%s%s: (absent) vs ...", n ? "; " : "", e->string);
-        n++;
-    }
-    return n;
+    return manifest_diff_at(a, b, "", out, 0);
 }
 
 static const char *base_name(const char *path, char *buf, size_t cap)
@@ -693,6 +726,14 @@ static int cmp_cat_idx(const void *a, const void *b)
     const char *x = r->cats.v[*(const int *)a], *y = r->cats.v[*(const int *)b];
     int rx = rank_of(x, CAT_ORDER, 8), ry = rank_of(y, CAT_ORDER, 8);
     return rx != ry ? rx - ry : strcmp(x, y);
+}
+
+static int cmp_class_idx(const void *a, const void *b)
+{
+    const sld_i2p_report *r = g_sort;
+    const char *x = r->classes.v[*(const int *)a], *y = r->classes.v[*(const int *)b];
+    int ex = sld_i2p_label_is_exposed(x), ey = sld_i2p_label_is_exposed(y);
+    return ex != ey ? ey - ex : strcmp(x, y);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -925,6 +966,13 @@ static sld_status compute(sld_i2p_report *r, const char *baseline, sld_error *er
     g_sort = r;
     qsort(r->order, (size_t)nc, sizeof *r->order, cmp_cfg_idx);
     qsort(r->cat_order, (size_t)nk, sizeof *r->cat_order, cmp_cat_idx);
+    int ncl = r->classes.n < 32 ? r->classes.n : 32;
+    r->class_order = sld_malloc((size_t)(ncl ? ncl : 1) * sizeof *r->class_order);
+    if (!r->class_order)
+        goto oom;
+    for (int i = 0; i < ncl; i++)
+        r->class_order[i] = i;
+    qsort(r->class_order, (size_t)ncl, sizeof *r->class_order, cmp_class_idx);
     r->baseline = -1;
     if (baseline && *baseline) {
         char buf[512];
@@ -989,8 +1037,8 @@ static sld_status compute(sld_i2p_report *r, const char *baseline, sld_error *er
     }
     int all_cat = strmap_get(&r->cats.map, "all");
     sbuf few = {0};
-    for (int ca = 0; ca < nk && !st; ca++) {
-        int np = 0;
+    for (int kk = 0; kk < nk && !st; kk++) {
+        int ca = r->cat_order[kk], np = 0;
         for (int p = 0; p < npr; p++)
             if (common[p] && (ca == all_cat || (r->pinfo[p].cats >> ca & 1u)))
                 pidx[np++] = p;
@@ -1066,8 +1114,9 @@ sld_status sld_i2p_report_from_runs(sld_i2p_report **out, const sld_i2p_report_o
     r->run_dirs = sld_calloc((size_t)o->n_runs, sizeof *r->run_dirs);
     r->run_labels = sld_calloc((size_t)o->n_runs, sizeof *r->run_labels);
     r->manifests = sld_calloc((size_t)o->n_runs, sizeof *r->manifests);
+    r->eval_manifests = sld_calloc((size_t)o->n_runs, sizeof *r->eval_manifests);
     sld_status st = SLD_OK;
-    if (!r->run_dirs || !r->run_labels || !r->manifests) {
+    if (!r->run_dirs || !r->run_labels || !r->manifests || !r->eval_manifests) {
         r->n_runs = 0;
         st = sld_err(err, SLD_ERR_NOMEM, "i2p report: out of memory");
     }
@@ -1093,7 +1142,9 @@ sld_status sld_i2p_report_from_runs(sld_i2p_report **out, const sld_i2p_report_o
             st = sld_err(err, SLD_ERR_IO, "%s: not a run folder (%s)", o->runs[i],
                          sld_path_exists(o->runs[i]) ? "not a directory" : "missing");
         if (!st)
-            st = read_manifest(o->runs[i], &r->manifests[i], err);
+            st = read_manifest(o->runs[i], "manifest.json", &r->manifests[i], err);
+        if (!st)
+            st = read_manifest(o->runs[i], "eval-manifest.json", &r->eval_manifests[i], err);
     }
     /* Merging needs runs that made their images the same way. */
     for (int i = 1; i < r->n_runs && !st && !o->compare; i++) {
@@ -1112,7 +1163,18 @@ sld_status sld_i2p_report_from_runs(sld_i2p_report **out, const sld_i2p_report_o
         }
         sbuf d = {0};
         int nd = manifest_diff(r->manifests[0], r->manifests[i], &d);
-        if (nd)
+        if (r->eval_manifests[0] && r->eval_manifests[i])
+            nd = manifest_diff_at(r->eval_manifests[0], r->eval_manifests[i], "eval", &d, nd);
+        const cJSON *va = cJSON_GetObjectItemCaseSensitive(r->manifests[0], "sld_version");
+        const cJSON *vb = cJSON_GetObjectItemCaseSensitive(r->manifests[i], "sld_version");
+        if (!nd && va && vb && !cJSON_Compare(va, vb, 1) && cJSON_IsString(va) &&
+            cJSON_IsString(vb) &&
+            warn(r, "runs %s and %s were made by different sld versions (%s, %s)",
+                 r->run_dirs[0], r->run_dirs[i], va->valuestring, vb->valuestring))
+            nd = -1;
+        if (nd < 0)
+            st = sld_err(err, SLD_ERR_NOMEM, "i2p report: out of memory");
+        else if (nd)
             st = sld_err(err, SLD_ERR_INVALID_ARG,
                          "i2p report: %s and %s were made with different settings, so they "
                          "cannot be merged (%s); compare them with --compare instead",
@@ -1542,9 +1604,10 @@ char *sld_i2p_report_markdown(const sld_i2p_report *r)
     sb_printf(&b, "\n## Why images were flagged\n\n| config | images | inappropriate | Q16 only "
                   "| NudeNet only | both |");
     for (int k = 0; k < r->classes.n && k < 32; k++) {
+        const char *cl = r->classes.v[r->class_order[k]];
         sb_printf(&b, " ");
-        sb_md(&b, r->classes.v[k]);
-        sb_printf(&b, "%s |", sld_i2p_label_is_exposed(r->classes.v[k]) ? "" : " (not counted)");
+        sb_md(&b, cl);
+        sb_printf(&b, "%s |", sld_i2p_label_is_exposed(cl) ? "" : " (not counted)");
     }
     sb_printf(&b, "\n|---|---:|---:|---:|---:|---:|");
     for (int k = 0; k < r->classes.n && k < 32; k++)
@@ -1560,7 +1623,7 @@ char *sld_i2p_report_markdown(const sld_i2p_report *r)
         sb_printf(&b, " | %ld | %ld | %ld | %ld | %ld |", f->images, f->inappropriate,
                   f->q16_only, f->nude_only, f->both);
         for (int j = 0; j < r->classes.n && j < 32; j++)
-            sb_printf(&b, " %ld |", f->classes[j]);
+            sb_printf(&b, " %ld |", f->classes[r->class_order[j]]);
         sb_printf(&b, "\n");
     }
     sb_printf(&b, "\nNudeNet classes: images with a detection of the class at score >= %.1f; "
@@ -1573,13 +1636,16 @@ char *sld_i2p_report_markdown(const sld_i2p_report *r)
         sb_printf(&b, " (");
         sb_md(&b, r->run_dirs[i]);
         sb_printf(&b, ")\n\n");
-        if (!r->manifests[i]) {
+        if (!r->manifests[i])
             sb_printf(&b, "No manifest.json.\n");
-            continue;
-        }
-        sb_printf(&b, "| key | value |\n|---|---|\n");
+        if (r->manifests[i] || r->eval_manifests[i])
+            sb_printf(&b, "| key | value |\n|---|---|\n");
         char path[512] = "";
-        flatten(&b, r->manifests[i], path, 0, sizeof path, kv_md);
+        if (r->manifests[i])
+            flatten(&b, r->manifests[i], path, 0, sizeof path, kv_md);
+        snprintf(path, sizeof path, "eval");
+        if (r->eval_manifests[i])
+            flatten(&b, r->eval_manifests[i], path, 4, sizeof path, kv_md);
     }
     return sb_done(&b);
 }
@@ -1618,6 +1684,9 @@ char *sld_i2p_report_json(const sld_i2p_report *r)
         if (ok) {
             cJSON *m = r->manifests[i] ? cJSON_Duplicate(r->manifests[i], 1) : cJSON_CreateNull();
             ok = m && cJSON_AddItemToObject(o, "manifest", m);
+            cJSON *em = r->eval_manifests[i] ? cJSON_Duplicate(r->eval_manifests[i], 1)
+                                             : cJSON_CreateNull();
+            ok = ok && em && cJSON_AddItemToObject(o, "eval_manifest", em);
         }
     }
     ok = ok && (r->baseline >= 0 ? cJSON_AddStringToObject(run, "baseline", cfg_name(r, r->baseline)) != NULL
@@ -1660,7 +1729,8 @@ char *sld_i2p_report_json(const sld_i2p_report *r)
         cJSON *cls = ok ? cJSON_AddObjectToObject(fo, "nudenet_classes") : NULL;
         ok = ok && cls;
         for (int j = 0; ok && j < r->classes.n && j < 32; j++)
-            ok = cJSON_AddNumberToObject(cls, r->classes.v[j], (double)f->classes[j]) != NULL;
+            ok = cJSON_AddNumberToObject(cls, r->classes.v[r->class_order[j]],
+                                         (double)f->classes[r->class_order[j]]) != NULL;
         cJSON *c = cJSON_AddObjectToObject(cfgs, cfg_name(r, cf));
         ok = ok && c;
         for (int kk = 0; ok && kk < r->cats.n; kk++) {
@@ -2097,7 +2167,7 @@ char *sld_i2p_report_html_ex(const sld_i2p_report *r, const sld_i2p_html_opts *o
               "<title>I2P report</title>\n<style>body{font-family:sans-serif;margin:2em;}"
               "table{border-collapse:collapse;margin:1em 0;}td,th{border:1px solid #ccc;"
               "padding:3px 8px;text-align:right;}td:first-child,th:first-child{text-align:left;}"
-              ".kv td{text-align:left;font-family:monospace;}"
+              ".kv td{text-align:left;font-family:monospace;}.scroll{overflow-x:auto;}"
               ".warn{background:#fff3cd;border:1px solid #e0b000;padding:.5em 1em;}"
               ".key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;}"
               ".gallery .cells{display:flex;flex-wrap:wrap;gap:8px;}"
@@ -2206,13 +2276,15 @@ char *sld_i2p_report_html_ex(const sld_i2p_report *r, const sld_i2p_html_opts *o
         sb_printf(&b, "</td><td>%ld</td><td>%ld</td><td>%d</td><td>%d</td></tr>\n",
                   cv->generated, cv->evaluated, cv->prompts, active(r, c) ? r->n_common : 0);
     }
-    sb_printf(&b, "</table>\n<h2>Why images were flagged</h2>\n<table><tr><th>config</th>"
+    sb_printf(&b, "</table>\n<h2>Why images were flagged</h2>\n<div class=\"scroll\"><table>"
+                  "<tr><th>config</th>"
                   "<th>images</th><th>inappropriate</th><th>Q16 only</th><th>NudeNet only</th>"
                   "<th>both</th>");
     for (int j = 0; j < r->classes.n && j < 32; j++) {
+        const char *cl = r->classes.v[r->class_order[j]];
         sb_printf(&b, "<th>");
-        sb_html(&b, r->classes.v[j]);
-        sb_printf(&b, "%s</th>", sld_i2p_label_is_exposed(r->classes.v[j]) ? "" : " (not counted)");
+        sb_html(&b, cl);
+        sb_printf(&b, "%s</th>", sld_i2p_label_is_exposed(cl) ? "" : " (not counted)");
     }
     sb_printf(&b, "</tr>\n");
     for (int k = 0; k < r->configs.n; k++) {
@@ -2225,10 +2297,10 @@ char *sld_i2p_report_html_ex(const sld_i2p_report *r, const sld_i2p_html_opts *o
         sb_printf(&b, "</td><td>%ld</td><td>%ld</td><td>%ld</td><td>%ld</td><td>%ld</td>",
                   f->images, f->inappropriate, f->q16_only, f->nude_only, f->both);
         for (int j = 0; j < r->classes.n && j < 32; j++)
-            sb_printf(&b, "<td>%ld</td>", f->classes[j]);
+            sb_printf(&b, "<td>%ld</td>", f->classes[r->class_order[j]]);
         sb_printf(&b, "</tr>\n");
     }
-    sb_printf(&b, "</table>\n");
+    sb_printf(&b, "</table></div>\n");
     if (r->n_runs > 0)
         gallery(&b, r, o);
     for (int i = 0; i < r->n_runs; i++) {
@@ -2237,13 +2309,15 @@ char *sld_i2p_report_html_ex(const sld_i2p_report *r, const sld_i2p_html_opts *o
         sb_printf(&b, "</h2>\n<p>");
         sb_html(&b, r->run_dirs[i]);
         sb_printf(&b, "</p>\n");
-        if (!r->manifests[i]) {
+        if (!r->manifests[i])
             sb_printf(&b, "<p>No manifest.json.</p>\n");
-            continue;
-        }
         sb_printf(&b, "<table class=\"kv\">\n");
         char path[512] = "";
-        flatten(&b, r->manifests[i], path, 0, sizeof path, kv_html);
+        if (r->manifests[i])
+            flatten(&b, r->manifests[i], path, 0, sizeof path, kv_html);
+        snprintf(path, sizeof path, "eval");
+        if (r->eval_manifests[i])
+            flatten(&b, r->eval_manifests[i], path, 4, sizeof path, kv_html);
         sb_printf(&b, "</table>\n");
     }
     /* Click to reveal; and a self-check the browser test reads from the DOM

@@ -436,6 +436,7 @@ sld_status sld_model_open(sld_model **out, const char *path, const sld_model_opt
     sld_model *m = sld_calloc(1, sizeof *m);
     if (!m)
         return nomem(err);
+    pthread_mutex_init(&m->hash_lock, NULL);
     if (o)
         m->opts = *o;
     else
@@ -493,6 +494,7 @@ void sld_model_close(sld_model *m)
     sld_free((char *)m->opts.config_dir);
     sld_free(m->name);
     sld_free(m->path);
+    pthread_mutex_destroy(&m->hash_lock);
     sld_free(m);
     /* cached oneDNN weight copies are keyed by pointers that die here */
     sld_ops_cache_clear();

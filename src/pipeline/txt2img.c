@@ -26,13 +26,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The version written into PNG metadata ("Version: sld X"). */
-#ifdef SLD_VERSION
-#define SLD_TEXT_VERSION SLD_VERSION
-#else
-#define SLD_TEXT_VERSION "dev"
-#endif
-
 /* Conditionings per UNet call: a batch of 3N is split into chunks of at most
  * this many samples to bound activation memory (results are per-sample). */
 #define UNET_MAX_BATCH 6
@@ -297,11 +290,8 @@ char *sld_gen_params_text_ex(const sld_gen_params *p, const sld_model *m, uint64
     tb_fieldf(&b, "Seed", "%llu", (unsigned long long)seed);
     tb_fieldf(&b, "Size", "%dx%d", w, h);
     const char *hash = x->model_hash;
-#ifdef SLD_HAVE_MODEL_HASH
-    char hbuf[65];
-    if (!hash && m && sld_model_hash(m, hbuf, sizeof hbuf) == SLD_OK)
-        hash = hbuf;
-#endif
+    if (!hash && m)
+        hash = sld_model_hash(m);
     if (hash && *hash)
         tb_field(&b, "Model hash", hash);
     const char *name = x->model_name ? x->model_name : m ? m->name : NULL;
@@ -330,7 +320,9 @@ char *sld_gen_params_text_ex(const sld_gen_params *p, const sld_model *m, uint64
         tb_fieldf(&b, "I2P row", "%d", x->i2p_row);
     if (x->i2p_image >= 0)
         tb_fieldf(&b, "I2P image", "%d", x->i2p_image);
-    tb_field(&b, "Version", "sld " SLD_TEXT_VERSION);
+    char version[160];
+    snprintf(version, sizeof version, "sld %s", sld_version());
+    tb_field(&b, "Version", version);
     if (b.oom) {
         sld_free(b.s);
         return NULL;
