@@ -1,6 +1,7 @@
 /* cmd_i2p.c — `sld i2p generate|eval|report`: the I2P test bed (docs/I2P.md). */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,8 +54,27 @@ static const char *USAGE_EVAL =
     "  --safety-checker MODEL   also run an SD folder's safety_checker/\n"
     "  --shard K/N  --threads N  --quiet\n";
 static const char *USAGE_REPORT =
-    "usage: sld i2p report (--run RUN_DIR | --from-annotations CSV) [--json FILE] "
-    "[--html FILE]\n";
+    "usage: sld i2p report (--run [LABEL=]RUN_DIR ... | --from-annotations CSV) [options]\n"
+    "  --run [LABEL=]DIR        a run folder; repeat to merge several (shards, added configs)\n"
+    "  --compare                keep the runs apart: configs become LABEL:CONFIG\n"
+    "  --baseline NAME          the config the change (delta) is taken against (sd; none)\n"
+    "  --json FILE --html FILE --latex FILE   also write these (atomically)\n"
+    "  --gallery-prompts ROWS   CSV rows for the HTML gallery, e.g. 0,17,42 (default: sampled)\n"
+    "  --gallery N              how many rows to sample for the gallery (6)\n"
+    "  --embed-images           embed the gallery PNGs in the HTML (default: relative links)\n"
+    "  --ci-draws N             bootstrap resamples for the 95 % intervals (1000)\n"
+    "The Markdown report goes to stdout; warnings go to stderr and into every output.\n";
+
+/* Flushes stdout; 1 with a message when anything written to it was lost
+ * (a full disk, a closed pipe, /dev/full). */
+static int stdout_failed(void)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    fprintf(stderr, "sld: cannot write to standard output: %s\n",
+            errno ? strerror(errno) : "write error");
+    return 1;
+}
 
 static int parse_shard(const char *v, int *k, int *n)
 {
@@ -364,6 +384,7 @@ static int cmd_generate_i2p(int argc, char **argv)
         }
         if (plan.images_todo > 0)
             rc = estimate(c, &o, &plan);
+        rc |= stdout_failed();
     } else if (plan.images_todo == 0 && !plan.configs_added) {
         fprintf(stderr, "sld i2p generate: nothing to do (%ld images already made)\n",
                 plan.images_done);
@@ -437,64 +458,177 @@ static int cmd_eval_i2p(int argc, char **argv)
     return 0;
 }
 
-static int write_text(const char *path, const char *text)
+static int parse_rows(const char *v, int **rows, int *n)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-        fprintf(stderr, "sld: %s: cannot write\n", path);
-        return 1;
+    int cap = 0;
+    *rows = NULL;
+    *n = 0;
+    for (const char *p = v; *p;) {
+        char buf[32];
+        size_t l = strcspn(p, ",");
+        if (l == 0 || l >= sizeof buf)
+            return -1;
+        memcpy(buf, p, l);
+        buf[l] = 0;
+        long long x;
+        if (cli_parse_int(buf, 0, 100000000, &x))
+            return -1;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            int *nr = realloc(*rows, (size_t)cap * sizeof *nr);
+            if (!nr)
+                return -1;
+            *rows = nr;
+        }
+        (*rows)[(*n)++] = (int)x;
+        p += l;
+        if (*p == ',')
+            p++;
     }
-    return 0;
+    return *n ? 0 : -1;
 }
+
+#define MAX_RUNS 64
 
 static int cmd_report_i2p(int argc, char **argv)
 {
-    const char *run = NULL, *ann = NULL, *json = NULL, *html = NULL;
+    const char *runs[MAX_RUNS], *labels[MAX_RUNS];
+    char *label_buf[MAX_RUNS];
+    int n_runs = 0;
+    const char *ann = NULL, *json = NULL, *html = NULL, *latex = NULL, *baseline = NULL,
+               *gallery_rows = NULL, *gallery_n = NULL, *draws = NULL;
+    int compare = 0, embed = 0, rc = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(USAGE_REPORT, stdout);
-            return 0;
+            return stdout_failed();
         }
+        if (!strcmp(a, "--compare") || !strcmp(a, "--embed-images")) {
+            int *flag = !strcmp(a, "--compare") ? &compare : &embed;
+            if (*flag)
+                return cli_usage_error("i2p report", "%s is given twice", a);
+            *flag = 1;
+            continue;
+        }
+        struct {
+            const char *name;
+            const char **dst;
+        } vals[] = {{"--from-annotations", &ann},  {"--json", &json},
+                    {"--html", &html},              {"--latex", &latex},
+                    {"--baseline", &baseline},      {"--gallery-prompts", &gallery_rows},
+                    {"--gallery", &gallery_n},      {"--ci-draws", &draws}};
+        int known = !strcmp(a, "--run");
+        for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++)
+            known |= !strcmp(a, vals[k].name);
+        if (!known)
+            return cli_usage_error("i2p report", "unknown option '%s'", a);
         if (i + 1 >= argc)
             return cli_missing_value("i2p report", a, USAGE_REPORT, NULL);
         const char *v = argv[++i];
-        if (!strcmp(a, "--run"))
-            run = v;
-        else if (!strcmp(a, "--from-annotations"))
-            ann = v;
-        else if (!strcmp(a, "--json"))
-            json = v;
-        else if (!strcmp(a, "--html"))
-            html = v;
-        else
-            return cli_usage_error("i2p report", "unknown option '%s'", a);
+        if (!strcmp(a, "--run")) {
+            if (n_runs == MAX_RUNS)
+                return cli_usage_error("i2p report", "at most %d --run folders", MAX_RUNS);
+            const char *eq = strchr(v, '=');
+            labels[n_runs] = NULL;
+            runs[n_runs] = v;
+            if (eq && eq != v && !strchr(eq + 1, '=') && memchr(v, '/', (size_t)(eq - v)) == NULL) {
+                labels[n_runs] = v; /* cut below */
+                runs[n_runs] = eq + 1;
+            }
+            n_runs++;
+            continue;
+        }
+        for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++)
+            if (!strcmp(a, vals[k].name)) {
+                if (*vals[k].dst)
+                    return cli_usage_error("i2p report", "%s is given twice ('%s' and '%s')", a,
+                                           *vals[k].dst, v);
+                *vals[k].dst = v;
+            }
     }
-    if (!run == !ann)
-        return cli_usage_error("i2p report", "give one of --run or --from-annotations");
+    if (!n_runs == !ann)
+        return cli_usage_error("i2p report", "give --run (one or more) or --from-annotations");
+    if (ann && compare)
+        return cli_usage_error("i2p report", "--compare needs --run folders");
+    sld_i2p_html_opts ho;
+    sld_i2p_html_opts_default(&ho);
+    ho.embed_images = embed;
+    int *rows = NULL;
+    if (gallery_rows && parse_rows(gallery_rows, &rows, &ho.n_gallery_rows))
+        return cli_usage_error("i2p report", "--gallery-prompts wants CSV row numbers like "
+                               "0,17,42, not '%s'", gallery_rows);
+    ho.gallery_rows = rows;
+    long long n;
+    if (gallery_n) {
+        if (cli_parse_int(gallery_n, 1, 1000, &n)) {
+            free(rows);
+            return cli_usage_error("i2p report", "--gallery wants 1..1000, not '%s'", gallery_n);
+        }
+        ho.gallery_n = (int)n;
+    }
+    sld_i2p_report_opts o;
+    sld_i2p_report_opts_default(&o);
+    if (draws) {
+        if (cli_parse_int(draws, 10, 1000000, &n)) {
+            free(rows);
+            return cli_usage_error("i2p report", "--ci-draws wants 10..1000000, not '%s'", draws);
+        }
+        o.ci_draws = (int)n;
+    }
+    if (baseline)
+        o.baseline = !strcmp(baseline, "none") ? NULL : baseline;
+    for (int i = 0; i < n_runs; i++) {
+        label_buf[i] = NULL;
+        if (labels[i]) {
+            size_t l = (size_t)(strchr(labels[i], '=') - labels[i]);
+            label_buf[i] = malloc(l + 1);
+            if (!label_buf[i]) {
+                fprintf(stderr, "sld: out of memory\n");
+                rc = 1;
+                n_runs = i;
+                goto out;
+            }
+            memcpy(label_buf[i], labels[i], l);
+            label_buf[i][l] = 0;
+            labels[i] = label_buf[i];
+        }
+    }
+    o.runs = runs;
+    o.labels = labels;
+    o.n_runs = n_runs;
+    o.compare = compare;
     sld_error err;
-    sld_i2p_report *r;
-    if (run ? sld_i2p_report_from_run(&r, run, &err)
-            : sld_i2p_report_from_annotations(&r, ann, &err))
-        return cli_fail(&err);
-    int rc = 0;
+    sld_i2p_report *r = NULL;
+    if (n_runs ? sld_i2p_report_from_runs(&r, &o, &err)
+               : sld_i2p_report_from_annotations(&r, ann, &err)) {
+        rc = cli_fail(&err);
+        goto out;
+    }
+    for (int i = 0; i < sld_i2p_report_warning_count(r); i++)
+        fprintf(stderr, "sld i2p report: warning: %s\n", sld_i2p_report_warning(r, i));
     char *md = sld_i2p_report_markdown(r);
-    if (md)
+    if (md) {
         fputs(md, stdout);
-    else
+        free(md);
+        rc |= stdout_failed();
+    } else {
+        fprintf(stderr, "sld: out of memory rendering the report\n");
         rc = 1;
-    free(md);
-    if (json) {
-        char *s = sld_i2p_report_json(r);
-        rc |= s ? write_text(json, s) : 1;
-        free(s);
     }
-    if (html) {
-        char *s = sld_i2p_report_html(r);
-        rc |= s ? write_text(html, s) : 1;
-        free(s);
-    }
+    const struct {
+        const char *path;
+        sld_i2p_format fmt;
+    } outs[] = {{json, SLD_I2P_FORMAT_JSON}, {html, SLD_I2P_FORMAT_HTML},
+                {latex, SLD_I2P_FORMAT_LATEX}};
+    for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++)
+        if (outs[k].path && sld_i2p_report_save(r, outs[k].fmt, outs[k].path, &ho, &err))
+            rc |= cli_fail(&err);
     sld_i2p_report_free(r);
+out:
+    for (int i = 0; i < n_runs; i++)
+        free(label_buf[i]);
+    free(rows);
     return rc;
 }
 

@@ -119,7 +119,7 @@ static void test_reproduces_golden_runs(void)
     }
     CHECK(sld_png_read_text(tmp("safe.png"), "parameters", &par, &err) == SLD_OK);
     if (par) {
-        CHECK_MSG(strstr(par, "Sampler: PLMS") && strstr(par, "SLD: on, SLD guidance scale: 1000, "
+        CHECK_MSG(strstr(par, "Sampler: PLMS") && strstr(par, "SLD: medium, SLD guidance scale: 1000, "
                                                               "SLD warmup steps: 10, SLD threshold: "
                                                               "0.01, SLD momentum scale: 0.3, SLD "
                                                               "mom beta: 0.4"),
@@ -248,6 +248,17 @@ static void test_i2p_cli(void)
     struct stat st;
     CHECK(stat(tmp("run/images/max/1_1.png"), &st) == 0);
     CHECK(run_sld(args) == 0); /* resume: everything is there */
+    {
+        /* --dry-run prints the plan: a full stdout is an error */
+        char cmd[4400];
+        snprintf(cmd, sizeof cmd, "%s %s --dry-run >/dev/full 2>%s", g_sld, args,
+                 tmp("dry.txt"));
+        int r = system(cmd);
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 1);
+        snprintf(cmd, sizeof cmd, "%s %s --dry-run >/dev/null 2>&1", g_sld, args);
+        r = system(cmd);
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 0);
+    }
     char clip[600], nude[600];
     snprintf(clip, sizeof clip, "%s", fixture("models/tiny-clip-vision"));
     snprintf(nude, sizeof nude, "%s", fixture("nudenet/tiny-320n.onnx"));

@@ -399,10 +399,10 @@ static void test_generate_resume_shards_eval_report(void)
             CHECK(m.images == imgs && m.prompts == nt);
             CHECK_NEAR(m.prob, (double)bad / imgs, 1e-12);
             CHECK_NEAR(m.prob_std, sqrt(var), 1e-12);
-            /* n <= 25 prompts: every draw takes them all, EMI = max rate. */
-            CHECK_NEAR(m.emi_exact, mx, 1e-12);
-            CHECK_NEAR(m.emi_bootstrap_mean, mx, 1e-12);
-            CHECK_NEAR(m.emi_bootstrap_std, 0, 1e-12);
+            /* fewer than 25 prompts: EMI is not available */
+            (void)mx;
+            CHECK(!m.emi_available && isnan(m.emi_exact) && isnan(m.emi_bootstrap_mean) &&
+                  isnan(m.emi_bootstrap_std));
         }
     }
     /* The "all" category merges the duplicate prompt "a quiet lake". */
@@ -411,15 +411,17 @@ static void test_generate_resume_shards_eval_report(void)
     CHECK(!sld_i2p_report_get(rep, "max", "all", &m));
     char *md = sld_i2p_report_markdown(rep), *js = sld_i2p_report_json(rep),
          *html = sld_i2p_report_html(rep);
-    CHECK(md && strstr(md, "| all | sd | 25 | 4 |"));
+    CHECK_MSG(md && strstr(md, "| all | 4 |"), "%s", md ? md : "");
     cJSON *j = js ? cJSON_Parse(js) : NULL;
-    const cJSON *jm = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "medium"),
-                                                              "sexual"), "prob");
+    const cJSON *jm = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "configs"), "medium"),
+                            "sexual"),
+        "prob");
     sld_i2p_metric mm;
     CHECK(sld_i2p_report_get(rep, "medium", "sexual", &mm));
     CHECK(cJSON_IsNumber(jm) && fabs(jm->valuedouble - mm.prob) < 1e-12);
     cJSON_Delete(j);
-    CHECK(html && strstr(html, "<svg") && strstr(html, "</html>") && !strstr(html, "<script"));
+    CHECK(html && strstr(html, "<svg") && strstr(html, "</html>") && !strstr(html, "<script src"));
     free(md);
     free(js);
     free(html);
@@ -442,7 +444,7 @@ static void test_report_annotations(void)
     double var = ((0.6 - mean) * (0.6 - mean) + (0.5 - mean) * (0.5 - mean) +
                   (0.3 - mean) * (0.3 - mean) + (0.1 - mean) * (0.1 - mean)) / 4;
     CHECK_NEAR(m.prob_std, sqrt(var), 1e-12);
-    CHECK_NEAR(m.emi_exact, 0.6, 1e-12);
+    CHECK(isnan(m.emi_exact)); /* 4 prompts: EMI needs 25 */
     CHECK(sld_i2p_report_get(r, "annotations", "sexual", &m));
     CHECK(m.prompts == 2 && m.images == 20);
     CHECK_NEAR(m.prob, 0.45, 1e-12);
@@ -1080,7 +1082,8 @@ static void test_e2e_tiny_models(void)
         CHECK_NEAR(mt.prob, (bad[0] + bad[1] + bad[2]) / 9.0, 1e-12);
         double mx = bad[0] > bad[1] ? bad[0] : bad[1];
         mx = mx > bad[2] ? mx : bad[2];
-        CHECK_NEAR(mt.emi_exact, mx / 3.0, 1e-12);
+        (void)mx;
+        CHECK(isnan(mt.emi_exact)); /* 3 prompts: EMI not available */
         CHECK(sld_i2p_report_get(rep, cfgs[ci], "hate", &mt));
         CHECK_NEAR(mt.prob, (bad[0] + bad[2]) / 6.0, 1e-12);
     }

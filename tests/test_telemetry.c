@@ -545,7 +545,7 @@ static void test_cli(void)
     char *text = NULL;
     sld_error err;
     CHECK(sld_png_read_text(tmp("map-0.png"), "parameters", &text, &err) == SLD_OK && text &&
-          strstr(text, "SLD map max: ") && strstr(text, "SLD: on"));
+          strstr(text, "SLD map max: ") && strstr(text, "SLD: max"));
     sld_free(text);
     /* SLD off, same seed: a blank (black) map; over the image it is the image */
     snprintf(args, sizeof args, "%s --safety off --trace %s --sld-map %s -o %s", common,

@@ -1371,26 +1371,28 @@ static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p,
     return r;
 }
 
-/* A1111-style "parameters" text so other tools show what made the image. */
+/* The A1111-style "parameters" text (sld_gen_params_text_ex) so other tools
+ * show what made the image; the model is named by the base name of its path. */
 static char *png_parameters(const sld_i2p_gen_opts *o, const sld_gen_params *gp, uint32_t seed,
                             const char *config, int row, int image)
 {
-    size_t cap = strlen(gp->prompt) + (gp->negative_prompt ? strlen(gp->negative_prompt) : 0) +
-                 512;
-    char *s = sld_malloc(cap);
-    if (!s)
-        return NULL;
-    int n = snprintf(s, cap, "%s\n", gp->prompt);
-    if (gp->negative_prompt && *gp->negative_prompt)
-        n += snprintf(s + n, cap - (size_t)n, "Negative prompt: %s\n", gp->negative_prompt);
-    snprintf(s + n, cap - (size_t)n,
-             "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %u, Size: %dx%d, Model: %s, "
-             "SLD: %s (sS %g, warmup %d, threshold %g, sm %g, beta %g), I2P: row %d image %d",
-             gp->steps, sld_i2p_sampler_name(gp->sampler), (double)gp->cfg, seed,
-             gp->width, gp->height, o->model_label ? o->model_label : "", config,
-             (double)gp->sld.guidance_scale, gp->sld.warmup_steps, (double)gp->sld.threshold,
-             (double)gp->sld.momentum_scale, (double)gp->sld.mom_beta, row, image);
-    return s;
+    sld_gen_params_text_extra x;
+    sld_gen_params_text_extra_default(&x);
+    x.config = config;
+    x.i2p_row = row;
+    x.i2p_image = image;
+    char name[256] = "";
+    if (o->model_label) {
+        size_t n = strlen(o->model_label);
+        while (n > 1 && o->model_label[n - 1] == '/')
+            n--;
+        size_t b = n;
+        while (b > 0 && o->model_label[b - 1] != '/')
+            b--;
+        snprintf(name, sizeof name, "%.*s", (int)(n - b), o->model_label + b);
+        x.model_name = name;
+    }
+    return sld_gen_params_text_ex(gp, o->model, seed, &x);
 }
 
 typedef struct {

@@ -71,6 +71,77 @@ static sld_status check_args(const char *name, const uint8_t *rgb, int width, in
     return SLD_OK;
 }
 
+/* How a text value is stored, following PIL's PngInfo.add_text (which A1111
+ * uses): text that Latin-1 can hold goes into tEXt as Latin-1 bytes; other
+ * valid UTF-8 into an uncompressed iTXt chunk; bytes that are not UTF-8 are
+ * taken as Latin-1 already and stored verbatim in tEXt. */
+enum { TEXT_ASCII, TEXT_UTF8_LATIN1, TEXT_UTF8_WIDE, TEXT_BYTES };
+
+/* Decodes one UTF-8 sequence at s (n bytes left): code point, or -1 when
+ * malformed (overlong, surrogate, above U+10FFFF, truncated). *len = bytes. */
+static long utf8_decode(const unsigned char *s, size_t n, int *len)
+{
+    unsigned c = s[0];
+    int k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (!k || (size_t)k > n)
+        return -1;
+    long cp = k == 1 ? (long)c : (long)(c & (0x7F >> k));
+    for (int i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return -1;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    static const long min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return -1;
+    *len = k;
+    return cp;
+}
+
+static int text_kind(const char *v, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)v;
+    int kind = TEXT_ASCII;
+    for (size_t i = 0; i < n;) {
+        int len;
+        long cp = utf8_decode(s + i, n - i, &len);
+        if (cp < 0)
+            return TEXT_BYTES;
+        if (cp > 0xFF)
+            kind = TEXT_UTF8_WIDE;
+        else if (cp > 0x7F && kind == TEXT_ASCII)
+            kind = TEXT_UTF8_LATIN1;
+        i += (size_t)len;
+    }
+    return kind;
+}
+
+/* UTF-8 whose code points are all <= U+00FF to Latin-1 (new string). */
+static char *utf8_to_latin1(const char *v, size_t n)
+{
+    char *out = sld_malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        int len;
+        long cp = utf8_decode((const unsigned char *)v + i, n - i, &len);
+        out[o++] = (char)(unsigned char)cp;
+        i += (size_t)len;
+    }
+    out[o] = 0;
+    return out;
+}
+
+static void free_latin1(char **l, int n)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < n; i++)
+        sld_free(l[i]);
+    sld_free(l);
+}
+
 sld_status sld_png_write_stream(FILE *f, const char *name, const uint8_t *rgb, int width,
                                 int height, const sld_png_text *text, int n_text,
                                 sld_error *err)
@@ -80,15 +151,43 @@ sld_status sld_png_write_stream(FILE *f, const char *name, const uint8_t *rgb, i
         return st;
     png_io io = {.f = f};
     png_textp chunks = NULL;
+    char **latin1 = NULL; /* [n_text]: tEXt bodies transcoded from UTF-8 */
     if (n_text > 0) {
         chunks = sld_calloc((size_t)n_text, sizeof *chunks);
-        if (!chunks)
+        latin1 = sld_calloc((size_t)n_text, sizeof *latin1);
+        if (!chunks || !latin1) {
+            sld_free(chunks);
+            sld_free(latin1);
             return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory for text chunks", name);
+        }
         for (int i = 0; i < n_text; i++) {
-            chunks[i].compression = PNG_TEXT_COMPRESSION_NONE;
+            const char *v = text[i].value;
+            size_t vl = strlen(v);
             chunks[i].key = (png_charp)text[i].key;
-            chunks[i].text = (png_charp)text[i].value;
-            chunks[i].text_length = strlen(text[i].value);
+            int kind = text_kind(v, vl);
+            if (kind == TEXT_UTF8_WIDE) {
+                /* iTXt, uncompressed, no language: what PIL writes for text
+                 * that Latin-1 cannot hold. */
+                chunks[i].compression = PNG_ITXT_COMPRESSION_NONE;
+                chunks[i].text = (png_charp)v;
+                chunks[i].itxt_length = vl;
+                chunks[i].lang = (png_charp) "";
+                chunks[i].lang_key = (png_charp) "";
+            } else {
+                chunks[i].compression = PNG_TEXT_COMPRESSION_NONE;
+                if (kind == TEXT_UTF8_LATIN1) {
+                    latin1[i] = utf8_to_latin1(v, vl);
+                    if (!latin1[i]) {
+                        free_latin1(latin1, n_text);
+                        sld_free(chunks);
+                        return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory for text chunks",
+                                       name);
+                    }
+                    v = latin1[i];
+                }
+                chunks[i].text = (png_charp)v;
+                chunks[i].text_length = strlen(v);
+            }
         }
     }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, on_png_error,
@@ -97,11 +196,13 @@ sld_status sld_png_write_stream(FILE *f, const char *name, const uint8_t *rgb, i
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
         sld_free(chunks);
+        free_latin1(latin1, n_text);
         return sld_err(err, SLD_ERR_NOMEM, "%s: cannot create a PNG encoder", name);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         sld_free(chunks);
+        free_latin1(latin1, n_text);
         if (io.io_errno)
             return sld_err(err, SLD_ERR_IO, "%s: write failed: %s", name, strerror(io.io_errno));
         return sld_err(err, SLD_ERR_IO, "%s: PNG encoding failed: %s", name, io.msg);
@@ -117,6 +218,7 @@ sld_status sld_png_write_stream(FILE *f, const char *name, const uint8_t *rgb, i
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
     sld_free(chunks);
+    free_latin1(latin1, n_text);
     /* Buffered bytes may only fail here (e.g. ENOSPC on the final flush). */
     errno = 0;
     if (fflush(f) != 0 || ferror(f) || io.io_errno) {
@@ -273,13 +375,26 @@ static int find_text(png_structp png, png_infop info, const char *key, char **va
         return 0;
     for (int i = 0; i < n; i++) {
         if (strcmp(t[i].key, key) == 0) {
-            size_t len = t[i].compression >= PNG_ITXT_COMPRESSION_NONE ? t[i].itxt_length
-                                                                       : t[i].text_length;
-            char *s = sld_malloc(len + 1);
+            int itxt = t[i].compression >= PNG_ITXT_COMPRESSION_NONE;
+            size_t len = itxt ? t[i].itxt_length : t[i].text_length;
+            const char *src = t[i].text;
+            /* iTXt is UTF-8; tEXt/zTXt are Latin-1 (as PIL reads them), so
+             * their bytes >= 0x80 become two-byte UTF-8. */
+            int widen = !itxt;
+            char *s = sld_malloc((widen ? 2 * len : len) + 1);
             if (!s)
                 return -1;
-            memcpy(s, t[i].text, len);
-            s[len] = 0;
+            size_t o = 0;
+            for (size_t j = 0; j < len; j++) {
+                unsigned char c = (unsigned char)src[j];
+                if (widen && c >= 0x80) {
+                    s[o++] = (char)(0xC0 | (c >> 6));
+                    s[o++] = (char)(0x80 | (c & 0x3F));
+                } else {
+                    s[o++] = (char)c;
+                }
+            }
+            s[o] = 0;
             *value = s;
             return 1;
         }

@@ -1,5 +1,5 @@
 /*
- * png.h — PNG files through libpng: atomic 8-bit RGB writes with tEXt chunks
+ * png.h — PNG files through libpng: atomic 8-bit RGB writes with text chunks
  * (sld_png_write in sld.h is the public form) and reads of any common PNG
  * into 8-bit RGB, plus its text chunks.
  *
@@ -21,10 +21,14 @@
 
 typedef struct {
     const char *key;   /* 1..79 Latin-1 characters, as the PNG spec requires */
-    const char *value; /* stored verbatim (UTF-8 is common practice) */
+    const char *value; /* UTF-8; see sld_png_write_text for the chunk type */
 } sld_png_text;
 
-/* Writes rgb [height, width, 3] with n_text tEXt chunks to path atomically.
+/* Writes rgb [height, width, 3] with n_text text chunks to path atomically.
+ * Chunk type as PIL's PngInfo.add_text (and so A1111) chooses it: a value
+ * Latin-1 can hold is transcoded to Latin-1 into tEXt; other valid UTF-8
+ * goes into an uncompressed iTXt chunk; bytes that are not valid UTF-8 are
+ * stored verbatim in tEXt (read back as Latin-1).
  * Errors: SLD_ERR_INVALID_ARG (sizes, key), SLD_ERR_IO (create/write/fsync/
  * rename, e.g. "No space left on device"), SLD_ERR_NOMEM. */
 sld_status sld_png_write_text(const char *path, const uint8_t *rgb, int width, int height,
@@ -45,7 +49,8 @@ sld_status sld_png_write_stream(FILE *f, const char *name, const uint8_t *rgb, i
 sld_status sld_png_read(const char *path, uint8_t **rgb, int *width, int *height,
                         sld_error *err);
 
-/* Reads the text chunk (tEXt, zTXt or iTXt) named key. *value is a new
+/* Reads the text chunk (tEXt, zTXt or iTXt) named key as UTF-8 (tEXt and
+ * zTXt are decoded as Latin-1, as the PNG spec and PIL do). *value is a new
  * NUL-terminated string (sld_free), or NULL when the file has no such chunk
  * (not an error). */
 sld_status sld_png_read_text(const char *path, const char *key, char **value, sld_error *err);

@@ -60,6 +60,10 @@ void sld_gen_result_free(sld_gen_result *r)
     memset(r, 0, sizeof *r);
 }
 
+/* A1111's sampler names (modules/sd_samplers_*.py, v1.10): diffusers' PNDM
+ * with skip_prk_steps is A1111's "PLMS"; Karras sigmas are written in the
+ * pre-1.9 combined form ("DPM++ 2M Karras"), which v1.10 still splits into
+ * sampler and schedule type on paste, so every version reads it. */
 static const char *a1111_sampler(sld_sampler s, int karras)
 {
     switch (s) {
@@ -88,76 +92,252 @@ static sld_sampler resolve_sampler(const sld_model *m, sld_sampler s)
     return s;
 }
 
-/* Appends printf output to a growing buffer; sets *oom on failure. */
-static void sb_printf(char **buf, size_t *len, size_t *cap, int *oom, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void sb_printf(char **buf, size_t *len, size_t *cap, int *oom, const char *fmt, ...)
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int oom;
+} tbuf;
+
+/* Appends n bytes. */
+static void tb_put(tbuf *b, const char *s, size_t n)
 {
-    if (*oom)
+    if (b->oom)
         return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || *len + (size_t)n + 1 > *cap) {
-        size_t nc = (*cap ? *cap * 2 : 256) + (size_t)(n > 0 ? n : 0);
-        char *nb = sld_realloc(*buf, nc);
-        if (!nb) {
-            *oom = 1;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = (b->cap ? b->cap * 2 : 256) + n;
+        char *ns = sld_realloc(b->s, nc);
+        if (!ns) {
+            b->oom = 1;
             return;
         }
-        *buf = nb;
-        *cap = nc;
+        b->s = ns;
+        b->cap = nc;
     }
-    va_start(ap, fmt);
-    vsnprintf(*buf + *len, *cap - *len, fmt, ap);
-    va_end(ap);
-    *len += (size_t)n;
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
 }
 
-char *sld_gen_params_text(const sld_gen_params *p, const sld_model *m, uint64_t seed)
+static void tb_printf(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(tbuf *b, const char *fmt, ...)
 {
-    char *b = NULL;
-    size_t len = 0, cap = 0;
-    int oom = 0;
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        b->oom = 1;
+        return;
+    }
+    tb_put(b, tmp, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 when it is malformed. */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    int k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (!k)
+        return 0;
+    unsigned long cp = k == 1 ? c : (c & (0x7Fu >> k));
+    for (int i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    static const unsigned long min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return k;
+}
+
+/* A prompt as one line: every control character (line breaks, tabs, ...)
+ * becomes a space and malformed UTF-8 becomes U+FFFD, so no prompt can add a
+ * line that a reader would take for the settings line or a "Negative
+ * prompt:" line. */
+static void tb_prompt(tbuf *b, const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        int k = utf8_len(u);
+        if (!k) {
+            tb_put(b, "\xEF\xBF\xBD", 3);
+            u++;
+        } else if (k == 1 && (*u < 0x20 || *u == 0x7F)) {
+            tb_put(b, " ", 1);
+            u++;
+        } else {
+            tb_put(b, (const char *)u, (size_t)k);
+            u += k;
+        }
+    }
+}
+
+/* A settings value as A1111's infotext_utils.quote writes it: as is, unless
+ * it holds ',', ':' or a line break, then as a JSON string (non-ASCII kept,
+ * json.dumps(ensure_ascii=False)). Other control characters and malformed
+ * UTF-8 are also quoted, so the settings line stays one line. */
+static void tb_value(tbuf *b, const char *v)
+{
+    int quote = 0;
+    for (const unsigned char *u = (const unsigned char *)v; *u && !quote; u++)
+        quote = *u == ',' || *u == ':' || *u < 0x20 || *u == 0x7F || *u == '"';
+    for (const unsigned char *u = (const unsigned char *)v; *u && !quote;) {
+        int k = utf8_len(u);
+        quote = !k;
+        u += k ? k : 1;
+    }
+    if (!quote) {
+        tb_put(b, v, strlen(v));
+        return;
+    }
+    tb_put(b, "\"", 1);
+    const unsigned char *u = (const unsigned char *)v;
+    while (*u) {
+        int k = utf8_len(u);
+        if (!k) {
+            tb_put(b, "\xEF\xBF\xBD", 3);
+            u++;
+            continue;
+        }
+        switch (*u) {
+        case '"': tb_put(b, "\\\"", 2); break;
+        case '\\': tb_put(b, "\\\\", 2); break;
+        case '\n': tb_put(b, "\\n", 2); break;
+        case '\r': tb_put(b, "\\r", 2); break;
+        case '\t': tb_put(b, "\\t", 2); break;
+        case '\b': tb_put(b, "\\b", 2); break;
+        case '\f': tb_put(b, "\\f", 2); break;
+        default:
+            if (*u < 0x20)
+                tb_printf(b, "\\u%04x", *u);
+            else
+                tb_put(b, (const char *)u, (size_t)k);
+        }
+        u += k;
+    }
+    tb_put(b, "\"", 1);
+}
+
+/* ", Key: value" (the first field without the comma). */
+static void tb_field(tbuf *b, const char *key, const char *value)
+{
+    if (b->len && b->s[b->len - 1] != '\n')
+        tb_put(b, ", ", 2);
+    tb_put(b, key, strlen(key));
+    tb_put(b, ": ", 2);
+    tb_value(b, value);
+}
+
+static void tb_fieldf(tbuf *b, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void tb_fieldf(tbuf *b, const char *key, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    tb_field(b, key, tmp);
+}
+
+/* The preset whose values s has exactly, or "custom"; "off" when safety
+ * guidance does not act (s_S <= 1 or CFG <= 1). */
+static const char *preset_name(float cfg, const sld_safety *s)
+{
+    if (!sld_guidance_sld_active(cfg, s))
+        return "off";
+    static const char *const names[] = {"weak", "medium", "strong", "max"};
+    for (int k = SLD_SAFETY_WEAK; k <= SLD_SAFETY_MAX; k++) {
+        sld_safety q = sld_safety_preset_get((sld_safety_preset)k);
+        if (q.guidance_scale == s->guidance_scale && q.warmup_steps == s->warmup_steps &&
+            q.threshold == s->threshold && q.momentum_scale == s->momentum_scale &&
+            q.mom_beta == s->mom_beta)
+            return names[k - SLD_SAFETY_WEAK];
+    }
+    return "custom";
+}
+
+void sld_gen_params_text_extra_default(sld_gen_params_text_extra *x)
+{
+    memset(x, 0, sizeof *x);
+    x->i2p_row = -1;
+    x->i2p_image = -1;
+}
+
+char *sld_gen_params_text_ex(const sld_gen_params *p, const sld_model *m, uint64_t seed,
+                             const sld_gen_params_text_extra *x)
+{
+    sld_gen_params_text_extra none;
+    if (!x) {
+        sld_gen_params_text_extra_default(&none);
+        x = &none;
+    }
+    tbuf b = {0};
     sld_sampler s = resolve_sampler(m, p->sampler);
     int w = p->width, h = p->height;
     if (m && !w)
         w = m->default_size;
     if (m && !h)
         h = m->default_size;
-    sb_printf(&b, &len, &cap, &oom, "%s\n", p->prompt ? p->prompt : "");
-    if (p->negative_prompt && *p->negative_prompt)
-        sb_printf(&b, &len, &cap, &oom, "Negative prompt: %s\n", p->negative_prompt);
-    sb_printf(&b, &len, &cap, &oom, "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d",
-              p->steps, a1111_sampler(s, p->karras), (double)p->cfg, (unsigned long long)seed, w, h);
-    if (m && m->name)
-        sb_printf(&b, &len, &cap, &oom, ", Model: %s", m->name);
-    if (s == SLD_SAMPLER_DDIM && p->eta > 0)
-        sb_printf(&b, &len, &cap, &oom, ", Eta: %g", (double)p->eta);
-    if (p->n_images > 1)
-        sb_printf(&b, &len, &cap, &oom, ", Batch size: %d", p->n_images);
-    if (sld_guidance_sld_active(p->cfg, &p->sld)) {
-        sb_printf(&b, &len, &cap, &oom,
-                  ", SLD: on, SLD guidance scale: %g, SLD warmup steps: %d, SLD threshold: %g, "
-                  "SLD momentum scale: %g, SLD mom beta: %g",
-                  (double)p->sld.guidance_scale, p->sld.warmup_steps, (double)p->sld.threshold,
-                  (double)p->sld.momentum_scale, (double)p->sld.mom_beta);
-        const char *concept = p->safety_concept ? p->safety_concept : SLD_DEFAULT_SAFETY_CONCEPT;
-        /* quoted like A1111 quotes values containing commas */
-        sb_printf(&b, &len, &cap, &oom, ", Safety concept: \"");
-        for (const char *c = concept; *c; c++)
-            sb_printf(&b, &len, &cap, &oom, *c == '"' ? "\\\"" : "%c", *c);
-        sb_printf(&b, &len, &cap, &oom, "\"");
-    } else {
-        sb_printf(&b, &len, &cap, &oom, ", SLD: off");
+    tb_prompt(&b, p->prompt ? p->prompt : "");
+    tb_put(&b, "\n", 1);
+    if (p->negative_prompt && *p->negative_prompt) {
+        tb_put(&b, "Negative prompt: ", 17);
+        tb_prompt(&b, p->negative_prompt);
+        tb_put(&b, "\n", 1);
     }
-    sb_printf(&b, &len, &cap, &oom, ", Generator: sld");
-    if (oom) {
-        sld_free(b);
+    /* A1111's own fields, in its order (processing.create_infotext). */
+    tb_fieldf(&b, "Steps", "%d", p->steps);
+    tb_field(&b, "Sampler", a1111_sampler(s, p->karras));
+    tb_fieldf(&b, "CFG scale", "%g", (double)p->cfg);
+    tb_fieldf(&b, "Seed", "%llu", (unsigned long long)seed);
+    tb_fieldf(&b, "Size", "%dx%d", w, h);
+    const char *hash = x->model_hash;
+    if (!hash && m)
+        hash = sld_model_hash(m);
+    if (hash && *hash)
+        tb_field(&b, "Model hash", hash);
+    const char *name = x->model_name ? x->model_name : m ? m->name : NULL;
+    if (name && *name)
+        tb_field(&b, "Model", name);
+    if (s == SLD_SAMPLER_DDIM && p->eta > 0)
+        tb_fieldf(&b, "Eta DDIM", "%g", (double)p->eta);
+    if (p->n_images > 1)
+        tb_fieldf(&b, "Batch size", "%d", p->n_images);
+    /* Safe Latent Diffusion: the preset and its five hyperparameters under
+     * diffusers' argument names, and the concept. */
+    const char *preset = preset_name(p->cfg, &p->sld);
+    tb_field(&b, "SLD", preset);
+    if (x->config && *x->config)
+        tb_field(&b, "SLD config", x->config);
+    if (strcmp(preset, "off") != 0) {
+        tb_fieldf(&b, "SLD guidance scale", "%g", (double)p->sld.guidance_scale);
+        tb_fieldf(&b, "SLD warmup steps", "%d", p->sld.warmup_steps);
+        tb_fieldf(&b, "SLD threshold", "%g", (double)p->sld.threshold);
+        tb_fieldf(&b, "SLD momentum scale", "%g", (double)p->sld.momentum_scale);
+        tb_fieldf(&b, "SLD mom beta", "%g", (double)p->sld.mom_beta);
+        tb_field(&b, "Safety concept",
+                 p->safety_concept ? p->safety_concept : SLD_DEFAULT_SAFETY_CONCEPT);
+    }
+    if (x->i2p_row >= 0)
+        tb_fieldf(&b, "I2P row", "%d", x->i2p_row);
+    if (x->i2p_image >= 0)
+        tb_fieldf(&b, "I2P image", "%d", x->i2p_image);
+    char version[160];
+    snprintf(version, sizeof version, "sld %s", sld_version());
+    tb_field(&b, "Version", version);
+    if (b.oom) {
+        sld_free(b.s);
         return NULL;
     }
-    return b;
+    return b.s;
+}
+
+char *sld_gen_params_text(const sld_gen_params *p, const sld_model *m, uint64_t seed)
+{
+    return sld_gen_params_text_ex(p, m, seed, NULL);
 }
 
 static sld_status check_params(const sld_model *m, const sld_gen_params *p, int *W, int *H,
