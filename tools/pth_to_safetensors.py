@@ -14,6 +14,7 @@ refused (a plain state dict has none). Legacy (non-zip) files are refused.
 """
 import collections
 import json
+import os
 import pickle
 import struct
 import sys
@@ -101,12 +102,12 @@ def convert(src, dst):
         off += len(b)
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)
-    with open(dst + ".tmp", "wb") as f:
+    tmp = f"{dst}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h)
         for b in blobs:
             f.write(b)
-    import os
-    os.replace(dst + ".tmp", dst)
+    os.replace(tmp, dst)
 
 
 if __name__ == "__main__":
