@@ -338,8 +338,11 @@ sld_status sld_npz_get(sld_npz *z, const char *key, sld_npy *out, sld_error *err
                        z->name, key, n ? have : "nothing");
     }
     zip_stat_t s;
+    /* Deflate expands at most ~1032x: a larger claimed size is a corrupt or
+     * hostile archive, refused before allocating for it. */
     if (zip_stat_index(z->za, (zip_uint64_t)i, 0, &s) || !(s.valid & ZIP_STAT_SIZE) ||
-        s.size > NPZ_MAX_MEMBER)
+        !(s.valid & ZIP_STAT_COMP_SIZE) || s.size > NPZ_MAX_MEMBER ||
+        s.size / 1100 > s.comp_size)
         return sld_err(err, SLD_ERR_FORMAT, "%s: member '%s' has no usable size", z->name, nm);
     uint8_t *buf = sld_malloc(s.size ? s.size : 1);
     if (!buf)
