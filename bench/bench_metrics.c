@@ -43,6 +43,23 @@
 #define VIT_IMAGE_GFLOP 162.0
 #define VIT_TEXT_GFLOP 13.3
 
+/* Process CPU seconds (user + system): on a shared machine the wall time
+ * of a case grows with the load, its CPU time much less, so both are shown
+ * (CPU time on stderr). */
+static double cpu_now(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec +
+           (double)u.ru_stime.tv_sec + 1e-6 * (double)u.ru_stime.tv_usec;
+}
+
+static void cpu_note(const char *name, int threads, double cpu, double wall)
+{
+    fprintf(stderr, "bench_metrics: %s at %d thread(s): %.3f s wall, %.3f CPU s (median rep)\n",
+            name, threads, wall, cpu);
+}
+
 static int validate_inception(sld_inception *m)
 {
     sld_error err;
@@ -267,7 +284,7 @@ int main(int argc, char **argv)
     bench_csv_header();
     for (int ti = 0; ti < nt; ti++) {
         sld_threads_set(tl[ti]);
-        double v[BENCH_MAX_REPS];
+        double v[BENCH_MAX_REPS], c[BENCH_MAX_REPS];
         int fin;
         if (inc) {
             for (int rp = 0; rp < reps; rp++) {
@@ -281,29 +298,35 @@ int main(int argc, char **argv)
             if (sld_inception_forward(inc, x, 8, feat, NULL, &err)) /* warm-up */
                 return fprintf(stderr, "bench_metrics: %s\n", err.msg), 1;
             for (int rp = 0; rp < reps; rp++) {
-                double t0 = sld_time_now();
+                double t0 = sld_time_now(), c0 = cpu_now();
                 sld_inception_forward(inc, x, 8, feat, NULL, &err);
                 v[rp] = sld_time_now() - t0;
+                c[rp] = cpu_now() - c0;
             }
+            cpu_note("inception_b8", tl[ti], bench_median(c, reps), bench_median(v, reps));
             bench_csv_line(tl[ti], "fp32", "inception_b8", bench_median(v, reps),
                            8 * INCEPTION_GFLOP, bench_checksum(feat, 8 * 2048, &fin), -1.0);
         }
         sld_clip_vision_out o = {.image_embeds = emb};
         sld_clip_vision_forward(cv, pix, 1, &o, &err); /* warm-up */
         for (int rp = 0; rp < reps; rp++) {
-            double t0 = sld_time_now();
+            double t0 = sld_time_now(), c0 = cpu_now();
             sld_clip_vision_forward(cv, pix, 1, &o, &err);
             v[rp] = sld_time_now() - t0;
+            c[rp] = cpu_now() - c0;
         }
+        cpu_note("clip_vit_l14_image", tl[ti], bench_median(c, reps), bench_median(v, reps));
         bench_csv_line(tl[ti], "fp32", "clip_vit_l14_image", bench_median(v, reps),
                        VIT_IMAGE_GFLOP, bench_checksum(emb, D, &fin), -1.0);
         for (int rp = 0; rp < reps; rp++) {
-            double t0 = sld_time_now();
+            double t0 = sld_time_now(), c0 = cpu_now();
             sld_clip_text_forward(ct, ids, 1, hid, &err);
             sld_clip_text_pool(ids, 1, hid, Ct, pooled);
             sld_linear(pooled, tproj, NULL, emb, 1, D, Ct);
             v[rp] = sld_time_now() - t0;
+            c[rp] = cpu_now() - c0;
         }
+        cpu_note("clip_vit_l14_text", tl[ti], bench_median(c, reps), bench_median(v, reps));
         bench_csv_line(tl[ti], "fp32", "clip_vit_l14_text", bench_median(v, reps),
                        VIT_TEXT_GFLOP, bench_checksum(emb, D, &fin), -1.0);
     }

@@ -379,3 +379,12 @@ sld_status sld_np_rng_choice(sld_np_rng *r, long N, long size, long *idx, sld_er
     memcpy(idx, r->perm, (size_t)size * sizeof *idx);
     return SLD_OK;
 }
+
+sld_status sld_np_rng_randint(sld_np_rng *r, long n, long *out, sld_error *err)
+{
+    if (n < 1)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "randint(%ld): need n >= 1", n);
+    /* legacy randint: masked rejection on [0, n-1], the same as random_interval */
+    *out = (long)random_interval(r, (uint64_t)(n - 1));
+    return SLD_OK;
+}

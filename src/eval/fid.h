@@ -70,5 +70,7 @@ sld_status sld_np_rng_new(sld_np_rng **out, uint32_t seed, sld_error *err);
 void sld_np_rng_free(sld_np_rng *r);
 /* idx [size] = RandomState.choice(N, size, replace=False) (0 < size <= N). */
 sld_status sld_np_rng_choice(sld_np_rng *r, long N, long size, long *idx, sld_error *err);
+/* *out = RandomState.randint(n) (0 <= *out < n; n = 1 draws nothing). */
+sld_status sld_np_rng_randint(sld_np_rng *r, long n, long *out, sld_error *err);
 
 #endif /* SLD_EVAL_FID_H */
