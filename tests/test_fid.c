@@ -280,6 +280,7 @@ static void test_bad_inputs(void)
     double d;
     CHECK(sld_frechet_distance(&a, &b, &d, &e) == SLD_ERR_SHAPE);
     CHECK(strstr(e.msg, "different widths") != NULL);
+    sld_fid_stats_free(&b);
     CHECK(sld_fid_stats_compute(y, 1, 6, &b, &e) == SLD_ERR_INVALID_ARG);
     sld_fid_stats_free(&a);
     sld_fid_stats_free(&b);
