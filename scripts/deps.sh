@@ -2,8 +2,10 @@
 # Installs the Debian packages sld builds with, when any is missing.
 # Uses sudo when not root. Safe to run repeatedly.
 set -e
+# python3 (standard library only): tools/pth_to_safetensors.py converts the FID Inception
+# test fixture until sld_st_open reads .pth itself.
 PKGS="build-essential libdnnl-dev libcjson-dev libpcre2-dev libutf8proc-dev libpng-dev \
-      libzip-dev liblapack-dev libmicrohttpd-dev libcurl4-openssl-dev"
+      libzip-dev liblapack-dev libmicrohttpd-dev libcurl4-openssl-dev python3"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
