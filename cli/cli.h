@@ -16,6 +16,7 @@ int cmd_encode(int argc, char **argv);
 int cmd_debug(int argc, char **argv);
 int cmd_i2p(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 /* Prints "sld: <msg>" to stderr and returns 1. */
 int cli_fail(const sld_error *err);

@@ -15,6 +15,7 @@ static const char *USAGE =
     "  debug      run one network on tensors, or make a random full-size model\n"
     "  i2p        I2P test bed: generate, eval, report\n"
     "  convert    checkpoint (.safetensors, .ckpt, .pth, .bin) to .safetensors; --list\n"
+    "  metrics    image quality and text alignment: features, fid (+ KID), clip-score\n"
     "  help       this text ('sld help COMMAND' = 'sld COMMAND --help')\n"
     "  --version  print the version\n";
 
@@ -55,6 +56,8 @@ int main(int argc, char **argv)
         return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(c, "i2p"))
         return cmd_i2p(argc - 1, argv + 1);
+    if (!strcmp(c, "metrics"))
+        return cmd_metrics(argc - 1, argv + 1);
     fprintf(stderr, "sld: unknown command '%s'\n%s", c, USAGE);
     return 2;
 }

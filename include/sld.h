@@ -688,6 +688,107 @@ sld_status sld_i2p_report_save(const sld_i2p_report *r, sld_i2p_format fmt, cons
                                const sld_i2p_html_opts *html, sld_error *err);
 void sld_i2p_report_free(sld_i2p_report *r);
 
+/* ===================================================================== */
+/* Image quality and text alignment: FID, KID, CLIP score                */
+/* ===================================================================== */
+/*
+ * The other half of the SLD paper's claim (no loss of image quality or text
+ * alignment), measured as its reference tools do: FID with pytorch-fid's
+ * Inception v3 (weights: pt_inception-2015-12-05-6726825d.pth), KID as
+ * torch-fidelity, CLIP score as torchmetrics' CLIPScore. Numerics and
+ * protocol: docs/QUALITY.md.
+ *
+ * Feature sets ("A", "B" below) are given as a path to one of:
+ *   - a folder of PNG images (pool3 features computed with the Inception;
+ *     other image files in it are an error, not silently skipped);
+ *   - a pytorch-fid statistics file (.npz: mu [D], sigma [D,D]) — FID only;
+ *   - a .safetensors file with a 2-D float tensor "features" [N,D], or the
+ *     per-image [D] tensors sld_metrics_features writes (stacked in name
+ *     order).
+ * FID on fewer than 2048 images is biased upwards (both covariances are
+ * singular); a warning is logged and KID is the better number there.
+ */
+
+/* Progress of feature extraction: return nonzero to cancel. */
+typedef int (*sld_metrics_progress_fn)(long done, long total, void *user);
+
+typedef struct {
+    const char *inception;  /* Inception weights (.pth or .safetensors) */
+    const char *images;     /* folder of PNG images */
+    const char *out;        /* features .safetensors (one [2048] tensor per image,
+                               named by file stem), or NULL */
+    const char *stats;      /* pytorch-fid .npz (mu, sigma), or NULL */
+    int n_threads;          /* 0 = all cores */
+    sld_metrics_progress_fn progress;
+    void *progress_user;
+} sld_features_opts;
+
+/* Computes the pool3 features of every PNG in o->images and writes them
+ * (atomically) to o->out and/or their statistics to o->stats. *n_images
+ * (may be NULL) receives the image count. Errors: SLD_ERR_IO (folder,
+ * writes), SLD_ERR_FORMAT (an image that does not decode, named), SLD_ERR_
+ * INVALID_ARG (no images, non-PNG images, fewer than 2 images for --stats),
+ * errors of the weights file, SLD_ERR_CANCELLED. */
+sld_status sld_metrics_features(const sld_features_opts *o, long *n_images, sld_error *err);
+
+typedef struct {
+    const char *inception;  /* needed when A or B is an image folder */
+    int kid;                /* also compute KID (needs features, not .npz) */
+    int kid_subsets;        /* 100 (torch-fidelity) */
+    long kid_subset_size;   /* 1000; larger than a set is an error, as there */
+    uint32_t kid_seed;      /* 2020 */
+    int n_threads;          /* 0 = all cores */
+    sld_metrics_progress_fn progress;
+    void *progress_user;
+} sld_fid_opts;
+
+void sld_fid_opts_default(sld_fid_opts *o);
+
+typedef struct {
+    double fid;
+    double kid_mean, kid_std; /* NAN when KID was not asked for */
+    long n_a, n_b;            /* samples; 0 when unknown (.npz statistics) */
+    int dims;                 /* feature width */
+} sld_fid_result;
+
+/* FID (and KID) between feature sets a and b. Errors: SLD_ERR_INVALID_ARG
+ * (NaN/Inf features, KID on statistics, subset size), SLD_ERR_SHAPE
+ * (different widths), SLD_ERR_FORMAT (.npz without mu/sigma, malformed
+ * files), and those of sld_metrics_features. */
+sld_status sld_metrics_fid(const char *a, const char *b, const sld_fid_opts *o,
+                           sld_fid_result *out, sld_error *err);
+
+typedef struct {
+    int n;                  /* pairs */
+    char **records;         /* [n] each input line's JSON object with "score"
+                               (100 cos) and "clip_distance" (1 - cos) added,
+                               one line of JSON text */
+    double *scores;         /* [n] per pair 100 * cos, not clamped */
+    double *distances;      /* [n] 1 - cos */
+    double score;           /* torchmetrics: max(mean of scores, 0) */
+    double score_std;       /* population std of the per-pair scores */
+    double distance;        /* mean CLIP distance */
+    int n_truncated;        /* prompts cut at 77 tokens */
+} sld_clip_score_result;
+
+/* CLIP score of image/prompt pairs: pairs_jsonl holds one object per line
+ * with "image" (a PNG path, relative to the pairs file's folder) and
+ * "prompt"; other keys are kept in the records. clip_dir is a full
+ * transformers CLIPModel folder (openai/clip-vit-large-patch14 layout).
+ * Errors name the file and line: SLD_ERR_FORMAT (bad line, missing keys,
+ * image that does not decode), SLD_ERR_INVALID_ARG (no pairs), SLD_ERR_IO,
+ * errors of the model folder. Free with sld_clip_score_result_free. */
+sld_status sld_metrics_clip_score(const char *clip_dir, const char *pairs_jsonl, int n_threads,
+                                  sld_clip_score_result *out, sld_error *err);
+void sld_clip_score_result_free(sld_clip_score_result *r);
+/* {"pairs": [records...], "score": S, "score_std": s, "clip_distance": d,
+ * "n": n, "truncated": t} — a new string (free()) or NULL when out of memory. */
+char *sld_clip_score_result_json(const sld_clip_score_result *r);
+
+/* Writes text to path atomically (temp file, fsync, rename): for --json
+ * outputs. Errors: SLD_ERR_IO naming the path and the OS reason. */
+sld_status sld_text_write(const char *path, const char *text, sld_error *err);
+
 #ifdef __cplusplus
 }
 #endif

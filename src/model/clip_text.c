@@ -47,14 +47,30 @@ sld_status sld_clip_text_config_from_json(sld_clip_text_config *c, const sld_jso
     sld_status st;
     const char *act;
     double eps;
-    if ((st = sld_json_int_req(j, NULL, "hidden_size", &c->hidden, err)) ||
-        (st = sld_json_int_req(j, NULL, "num_attention_heads", &c->heads, err)) ||
-        (st = sld_json_int_req(j, NULL, "intermediate_size", &c->intermediate, err)) ||
-        (st = sld_json_int_req(j, NULL, "num_hidden_layers", &c->layers, err)) ||
-        (st = sld_json_int_opt(j, NULL, "vocab_size", 49408, &c->vocab_size, err)) ||
-        (st = sld_json_int_opt(j, NULL, "max_position_embeddings", 77, &c->max_pos, err)) ||
-        (st = sld_json_str_opt(j, NULL, "hidden_act", "quick_gelu", &act, err)) ||
-        (st = sld_json_num_opt(j, NULL, "layer_norm_eps", 1e-5, &eps, err)))
+    /* A CLIPModel config nests the text tower in "text_config", where keys
+     * equal to transformers' CLIPTextConfig defaults may be left out; a
+     * CLIPTextModel config (SD's text_encoder/) is flat and must be complete. */
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(j->root, "text_config");
+    if (tc && cJSON_IsNull(tc))
+        tc = NULL;
+    if (tc && !cJSON_IsObject(tc))
+        return sld_err(err, SLD_ERR_CONFIG, "%s: 'text_config' is not an object", j->path);
+    if (tc) {
+        if ((st = sld_json_int_opt(j, tc, "hidden_size", 512, &c->hidden, err)) ||
+            (st = sld_json_int_opt(j, tc, "num_attention_heads", 8, &c->heads, err)) ||
+            (st = sld_json_int_opt(j, tc, "intermediate_size", 2048, &c->intermediate, err)) ||
+            (st = sld_json_int_opt(j, tc, "num_hidden_layers", 12, &c->layers, err)))
+            return st;
+    } else if ((st = sld_json_int_req(j, NULL, "hidden_size", &c->hidden, err)) ||
+               (st = sld_json_int_req(j, NULL, "num_attention_heads", &c->heads, err)) ||
+               (st = sld_json_int_req(j, NULL, "intermediate_size", &c->intermediate, err)) ||
+               (st = sld_json_int_req(j, NULL, "num_hidden_layers", &c->layers, err))) {
+        return st;
+    }
+    if ((st = sld_json_int_opt(j, tc, "vocab_size", 49408, &c->vocab_size, err)) ||
+        (st = sld_json_int_opt(j, tc, "max_position_embeddings", 77, &c->max_pos, err)) ||
+        (st = sld_json_str_opt(j, tc, "hidden_act", "quick_gelu", &act, err)) ||
+        (st = sld_json_num_opt(j, tc, "layer_norm_eps", 1e-5, &eps, err)))
         return st;
     if (!strcmp(act, "quick_gelu"))
         c->gelu_erf = 0;
@@ -210,4 +226,17 @@ sld_status sld_clip_text_forward(const sld_clip_text *m, const int32_t *ids, int
     sld_layer_norm(x, x, (int)rows, C, c->ln_eps, m->lnf_w, m->lnf_b);
     sld_free(buf);
     return SLD_OK;
+}
+
+void sld_clip_text_pool(const int32_t *ids, int B, const float *hidden, int C, float *pooled)
+{
+    for (int b = 0; b < B; b++) {
+        const int32_t *r = ids + (size_t)b * SLD_N_CTX;
+        int at = 0;
+        for (int t = 1; t < SLD_N_CTX; t++)
+            if (r[t] > r[at]) /* strict: the first maximum, as torch.argmax */
+                at = t;
+        memcpy(pooled + (size_t)b * C, hidden + ((size_t)b * SLD_N_CTX + at) * C,
+               (size_t)C * sizeof(float));
+    }
 }
