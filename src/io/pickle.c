@@ -963,6 +963,7 @@ sld_status sld_pickle_run(sld_pickle **out, sld_pk_value **root, const uint8_t *
     vm->true_v.u.b = true;
     vm->false_v.kind = SLD_PK_BOOL;
     sld_status st = run(vm, root, err);
+    vm->name = NULL; /* the caller's string need not outlive the run */
     if (st) {
         sld_pickle_free(vm);
         *root = NULL;

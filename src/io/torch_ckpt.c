@@ -818,8 +818,16 @@ static sld_status read_legacy(reader *r, sld_error *err)
     size_t len, pos = 0, used;
     const uint8_t *map = sld_st_map(r->f, &len);
     sld_pk_value *v[5];
+    static const char *const what[5] = {"magic number", "protocol", "system info", "object",
+                                        "storage keys"};
     for (int i = 0; i < 5; i++) {
-        sld_status st = run_pickle(r, map + pos, len - pos, &used, &v[i], err);
+        /* messages count bytes from the pickle's start: say where it starts */
+        char name[1200];
+        snprintf(name, sizeof name, "%s (legacy %s pickle from file byte %zu)", r->P, what[i], pos);
+        if (r->n_vms == (int)(sizeof r->vms / sizeof r->vms[0]))
+            return sld_err(err, SLD_ERR_INTERNAL, "%s: too many pickles", r->P);
+        sld_status st = sld_pickle_run(&r->vms[r->n_vms++], &v[i], map + pos, len - pos, &used,
+                                       name, err);
         if (st)
             return st;
         pos += used;
