@@ -35,6 +35,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The web page of `sld serve` is compiled in with .incbin (src/serve/page.c).
+$(BUILD)/src/serve/page.o: src/serve/page.html
+
 $(BUILD)/libsld.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -13,7 +13,8 @@ static const char *USAGE =
     "  tokenize   print CLIP token ids of a prompt as JSON\n"
     "  encode     write a prompt's text embedding (last_hidden_state)\n"
     "  debug      run one network on tensors, or make a random full-size model\n"
-    "  i2p        I2P test bed: generate, eval, report\n";
+    "  i2p        I2P test bed: generate, eval, report\n"
+    "  serve      HTTP service: A1111-compatible API and a web page\n";
 
 int main(int argc, char **argv)
 {
@@ -33,6 +34,8 @@ int main(int argc, char **argv)
         return cmd_debug(argc - 1, argv + 1);
     if (!strcmp(c, "i2p"))
         return cmd_i2p(argc - 1, argv + 1);
+    if (!strcmp(c, "serve"))
+        return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "sld: unknown command '%s'\n%s", c, USAGE);
     return 2;
 }
