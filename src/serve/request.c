@@ -282,7 +282,7 @@ static int parse(const cJSON *root, const sld_server_opts *o, int default_size,
     p->negative_prompt = r->negative_prompt;
 
     long long v;
-    v = p->steps;
+    v = p->steps < o->max_steps ? p->steps : o->max_steps; /* the default obeys the limit */
     if ((rc = get_int(f, root, "steps", 1, o->max_steps, "max_steps", &v)))
         return rc;
     p->steps = (int)v;
@@ -455,9 +455,17 @@ int sld_serve_parse_txt2img(const char *body, size_t len, const sld_server_opts 
     if ((size_t)o->max_body < len)
         return fail(&f, 413, "max_body", "the body is %zu bytes, above the operator limit max_body = %d",
                     len, o->max_body);
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    if (!root) /* (cJSON's error pointer is process-global: not used across threads) */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    /* (cJSON's error pointer is process-global: not used across threads) */
+    if (!root)
         return fail(&f, 400, "", "the body is not valid JSON");
+    while (end && end < body + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    if (!end || end != body + len) {
+        cJSON_Delete(root);
+        return fail(&f, 400, "", "the body has bytes after the JSON value");
+    }
     int rc = parse(root, o, default_size, random_seed, out, &f);
     cJSON_Delete(root);
     if (rc)

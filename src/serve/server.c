@@ -19,6 +19,7 @@
 #include "core/core.h"
 #include "io/png.h"
 #include "pipeline/model.h"
+#include "sample/sched.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -209,7 +210,20 @@ static char *png_base64(const uint8_t *rgb, int w, int h, const char *params, sl
     return b64;
 }
 
-static cJSON *params_json(const sld_serve_request *q, const sld_gen_params *p, int w, int h)
+/* The sampler a request without sampler_name gets: the model's scheduler. */
+static sld_sampler model_sampler(const sld_model *m, sld_sampler s)
+{
+    if (s != SLD_SAMPLER_DEFAULT || !m->sched_cfg.root)
+        return s;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m->sched_cfg.root, "_class_name");
+    for (int k = SLD_SAMPLER_PNDM; cJSON_IsString(c) && k < SLD_SAMPLER_DEFAULT; k++)
+        if (!strcmp(c->valuestring, sld_sampler_class((sld_sampler)k)))
+            return (sld_sampler)k;
+    return s;
+}
+
+static cJSON *params_json(const sld_model *m, const sld_serve_request *q,
+                          const sld_gen_params *p, int w, int h)
 {
     cJSON *j = cJSON_CreateObject();
     if (!j)
@@ -221,7 +235,8 @@ static cJSON *params_json(const sld_serve_request *q, const sld_gen_params *p, i
     cJSON_AddNumberToObject(j, "seed", (double)q->p.seed);
     cJSON_AddNumberToObject(j, "width", w);
     cJSON_AddNumberToObject(j, "height", h);
-    cJSON_AddStringToObject(j, "sampler_name", sld_serve_sampler_name(p->sampler, p->karras));
+    cJSON_AddStringToObject(j, "sampler_name",
+                            sld_serve_sampler_name(model_sampler(m, p->sampler), p->karras));
     cJSON_AddNumberToObject(j, "batch_size", p->n_images);
     cJSON_AddNumberToObject(j, "n_iter", q->n_iter);
     cJSON_AddNumberToObject(j, "eta", p->eta);
@@ -316,14 +331,15 @@ static void run_job(sld_server *s, job *jb)
     }
     p.seed = q->p.seed;
     cJSON_AddItemToObject(out, "images", images);
-    cJSON_AddItemToObject(out, "parameters", params_json(q, &p, w, h));
+    cJSON_AddItemToObject(out, "parameters", params_json(s->m, q, &p, w, h));
     cJSON_AddStringToObject(info, "prompt", p.prompt);
     cJSON_AddStringToObject(info, "negative_prompt", p.negative_prompt ? p.negative_prompt : "");
     cJSON_AddNumberToObject(info, "seed", (double)q->p.seed);
     cJSON_AddItemToObject(info, "all_seeds", seeds);
     cJSON_AddNumberToObject(info, "width", w);
     cJSON_AddNumberToObject(info, "height", h);
-    cJSON_AddStringToObject(info, "sampler_name", sld_serve_sampler_name(p.sampler, p.karras));
+    cJSON_AddStringToObject(info, "sampler_name",
+                            sld_serve_sampler_name(model_sampler(s->m, p.sampler), p.karras));
     cJSON_AddNumberToObject(info, "cfg_scale", p.cfg);
     cJSON_AddNumberToObject(info, "steps", p.steps);
     cJSON_AddNumberToObject(info, "batch_size", p.n_images);
@@ -338,7 +354,7 @@ static void run_job(sld_server *s, job *jb)
     cJSON_AddBoolToObject(info, "sld_custom", q->sld_custom);
     cJSON_AddStringToObject(info, "safety_concept", p.safety_concept ? p.safety_concept
                                                                      : SLD_DEFAULT_SAFETY_CONCEPT);
-    cJSON_AddItemToObject(info, "sld", params_json(q, &p, w, h));
+    cJSON_AddItemToObject(info, "sld", params_json(s->m, q, &p, w, h));
     cJSON *notes = cJSON_AddArrayToObject(info, "policy_notes");
     for (int i = 0; notes && i < q->n_notes; i++)
         cJSON_AddItemToArray(notes, cJSON_CreateString(q->notes[i]));
@@ -411,7 +427,8 @@ static enum MHD_Result do_txt2img(sld_server *s, struct MHD_Connection *c, const
         return send_error(s, c, code, msg, limit);
     }
     pthread_mutex_lock(&s->mu);
-    if (s->stopping || s->n_queued >= s->o.queue) {
+    /* room for the running job plus `queue` waiting ones */
+    if (s->stopping || s->n_queued + (s->running != NULL) > s->o.queue) {
         int stopping = s->stopping, waiting = s->n_queued + (s->running != NULL);
         double per_job = s->jobs_total ? s->job_seconds / (double)s->jobs_total : 1.0;
         pthread_mutex_unlock(&s->mu);
