@@ -54,9 +54,10 @@ $(BUILD)/bench/%: bench/%.c bench/common.h $(BUILD)/libsld.a
 	$(CC) $(CFLAGS) $< $(BUILD)/libsld.a $(LDLIBS) -o $@
 
 # Every test program prints "N passed, N failed"; tests/run.sh adds them up.
+# tests/browser/*.sh drive headless Chromium (installed when missing in CI).
 test: all $(TEST_BIN)
 	@$(CXX) -std=c++11 -Wall -Wextra -Werror -fsyntax-only -x c++ include/sld.h  # usable from C++
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/browser/test_serve_page.sh
 
 # Sanitizer build in its own folder.
 san:
