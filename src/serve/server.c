@@ -160,6 +160,15 @@ static cJSON *error_json(const char *kind, const char *detail, const char *limit
     return j;
 }
 
+/* The same as a malloc'd JSON text (NULL when out of memory). */
+static char *error_text(const char *kind, const char *detail)
+{
+    cJSON *j = error_json(kind, detail, NULL);
+    char *t = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    return t;
+}
+
 static enum MHD_Result send_error(sld_server *s, struct MHD_Connection *c, int status,
                                   const char *detail, const char *limit)
 {
@@ -320,9 +329,8 @@ static void run_job(sld_server *s, job *jb)
         cJSON_Delete(out);
         cJSON_Delete(info);
         jb->http = fail_http;
-        jb->body = cJSON_PrintUnformatted(
-            error_json(fail_http == 400 ? "Bad Request" : "Internal Server Error",
-                       err.msg[0] ? err.msg : "generation failed", ""));
+        jb->body = error_text(fail_http == 400 ? "Bad Request" : "Internal Server Error",
+                              err.msg[0] ? err.msg : "generation failed");
         return;
     }
     if (!w) { /* interrupted before the first batch finished: the requested size */
@@ -956,8 +964,7 @@ void sld_server_stop(sld_server *s)
     for (job *jb = s->head; jb;) {
         job *next = jb->next;
         jb->http = 503;
-        jb->body = cJSON_PrintUnformatted(
-            error_json("Service Unavailable", "the server is shutting down", ""));
+        jb->body = error_text("Service Unavailable", "the server is shutting down");
         jb->done = 1;
         jb = next;
     }
