@@ -10,9 +10,14 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -788,6 +793,37 @@ static void test_bad_listen(void)
     sld_server_stop(a);
 }
 
+/* A client that connects and then sends half a request and nothing more is
+ * dropped after timeout_s (the read below sees the close, not its own
+ * 20-second guard). */
+static void test_slow_client(void)
+{
+    sld_server_opts o;
+    sld_server_opts_default(&o);
+    o.timeout_s = 1;
+    sld_server *s = start(&o);
+    if (!s) {
+        CHECK(0);
+        return;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sld_server_port(s))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    struct timeval tv = {20, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const char *part = "POST /sdapi/v1/txt2img HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{";
+    CHECK(write(fd, part, strlen(part)) == (ssize_t)strlen(part));
+    char b[256];
+    ssize_t n = read(fd, b, sizeof b);
+    CHECK_MSG(n == 0 || (n < 0 && errno == ECONNRESET), "read %zd (errno %d)", n, errno);
+    close(fd);
+    reply r = http(sld_server_port(s), "GET", "/health", NULL, NULL, 0);
+    CHECK(r.status == 200);
+    free(r.body);
+    sld_server_stop(s);
+}
+
 int main(void)
 {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/sld_test_serve_%ld", (long)getpid());
@@ -820,6 +856,7 @@ int main(void)
     RUN(test_bad_bodies);
     RUN(test_concurrent_clients);
     RUN(test_bad_listen);
+    RUN(test_slow_client);
     sld_model_close(g_model);
     curl_global_cleanup();
     char cmd[400];
