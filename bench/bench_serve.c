@@ -13,7 +13,12 @@
  * SLD_BENCH_FULL=1 adds, on the random SD 1.5 model ($SLD_BENCH_MODEL):
  *   serve_sd15_512_direct    sld_generate + PNG at 512x512, 1 DDIM step (SLD medium)
  *   serve_sd15_512_http      the same request over HTTP (JSON, base64)
- *   serve_sd15_512_overhead  http - direct (medians)
+ *   serve_sd15_512_http_generate  the sld_generate part of it (info.generate_seconds)
+ *   serve_sd15_512_overhead  per request: HTTP latency minus its own sld_generate
+ *                            time (parse, queue, PNG, base64, JSON, transfer);
+ *                            measured within one request, so a load change
+ *                            between the direct and the HTTP runs cancels out
+ * serve_tiny64_seq_overhead is the same for the tiny requests.
  *
  * The client is a plain socket writer (HTTP/1.1, Connection: close) so the
  * bench needs nothing beyond libsld. Timings on a shared machine are noisy:
@@ -29,8 +34,9 @@
 #include <sys/socket.h>
 
 /* POSTs body to 127.0.0.1:port/sdapi/v1/txt2img; returns the HTTP status (0:
- * transport failure) and the response size in *bytes. */
-static int post(int port, const char *body, size_t *bytes)
+ * transport failure) and the server's in-sld_generate seconds of the
+ * request (info.generate_seconds, escaped inside the "info" string) in *gen. */
+static int post(int port, const char *body, double *gen)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -51,25 +57,37 @@ static int post(int port, const char *body, size_t *bytes)
         close(fd);
         return 0;
     }
-    char buf[65536], first[16] = "";
-    size_t total = 0;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
-        if (!total)
-            memcpy(first, buf, n < 15 ? (size_t)n : 15);
-        total += (size_t)n;
+    while (buf && (n = read(fd, buf + len, cap - len)) > 0) {
+        len += (size_t)n;
+        if (len == cap) {
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
     }
     close(fd);
-    *bytes = total;
     int status = 0;
-    if (sscanf(first, "HTTP/1.%*d %d", &status) != 1)
-        return 0;
+    *gen = NAN;
+    if (buf) {
+        buf[len] = 0;
+        if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+            status = 0;
+        const char *g = strstr(buf, "generate_seconds\\\":");
+        if (g)
+            *gen = atof(g + strlen("generate_seconds\\\":"));
+    }
+    free(buf);
     return status;
 }
 
 typedef struct {
     int port, id, n;
-    double *lat;
+    double *lat, *over; /* latency; latency minus the server's sld_generate time */
     int failed;
 } client;
 
@@ -82,11 +100,12 @@ static void *client_main(void *arg)
                  "{\"prompt\":\"bench %d\",\"steps\":2,\"width\":64,\"height\":64,\"seed\":%d,"
                  "\"safety\":\"medium\"}",
                  c->id, i);
-        size_t bytes = 0;
-        double t0 = sld_time_now();
-        if (post(c->port, body, &bytes) != 200)
+        double gen = NAN, t0 = sld_time_now();
+        if (post(c->port, body, &gen) != 200)
             c->failed++;
         c->lat[i] = sld_time_now() - t0;
+        if (c->over)
+            c->over[i] = c->lat[i] - gen;
     }
     return NULL;
 }
@@ -172,10 +191,12 @@ static int bench_tiny(int threads)
         return 1;
     }
     int port = sld_server_port(s);
-    double lat[200];
-    client one = {port, 0, reps, lat, 0};
+    double lat[200], over[200];
+    client one = {port, 0, reps, lat, over, 0};
     client_main(&one);
     bench_csv_line(threads, "fp32", "serve_tiny64_seq", bench_median(lat, reps), 0, 0, -1);
+    bench_csv_line(threads, "fp32", "serve_tiny64_seq_overhead", bench_median(over, reps), 0, 0,
+                   -1);
 
     enum { N_CLIENTS = 8, PER = 25 };
     client cl[N_CLIENTS];
@@ -183,7 +204,7 @@ static int bench_tiny(int threads)
     double all[N_CLIENTS * PER];
     double t0 = sld_time_now();
     for (int i = 0; i < N_CLIENTS; i++) {
-        cl[i] = (client){port, i, PER, all + i * PER, 0};
+        cl[i] = (client){port, i, PER, all + i * PER, NULL, 0};
         pthread_create(&th[i], NULL, client_main, &cl[i]);
     }
     int failed = 0;
@@ -227,7 +248,8 @@ static int bench_sd15(int threads)
         return 1;
     }
     int reps = bench_reps(2);
-    double td[BENCH_MAX_REPS], th[BENCH_MAX_REPS], check = 0;
+    double td[BENCH_MAX_REPS], th[BENCH_MAX_REPS], tg[BENCH_MAX_REPS], to[BENCH_MAX_REPS];
+    double check = 0;
     for (int i = 0; i < reps; i++)
         td[i] = direct(c, m, 512, 1, SLD_SAMPLER_DDIM, &check);
     sld_ctx_free(c);
@@ -243,20 +265,20 @@ static int bench_sd15(int threads)
     }
     int bad = 0;
     for (int i = 0; i < reps; i++) {
-        size_t bytes = 0;
         double t0 = sld_time_now();
         bad += post(sld_server_port(s),
                     "{\"prompt\":\"bench\",\"steps\":1,\"width\":512,\"height\":512,\"seed\":1,"
                     "\"safety\":\"medium\",\"sampler_name\":\"DDIM\"}",
-                    &bytes) != 200;
+                    &tg[i]) != 200;
         th[i] = sld_time_now() - t0;
+        to[i] = th[i] - tg[i];
     }
     sld_server_stop(s);
     sld_model_close(m);
-    double md = bench_median(td, reps), mh = bench_median(th, reps);
-    bench_csv_line(threads, prec, "serve_sd15_512_direct", md, 0, check, -1);
-    bench_csv_line(threads, prec, "serve_sd15_512_http", mh, 0, 0, -1);
-    bench_csv_line(threads, prec, "serve_sd15_512_overhead", mh - md, 0, 0, -1);
+    bench_csv_line(threads, prec, "serve_sd15_512_direct", bench_median(td, reps), 0, check, -1);
+    bench_csv_line(threads, prec, "serve_sd15_512_http", bench_median(th, reps), 0, 0, -1);
+    bench_csv_line(threads, prec, "serve_sd15_512_http_generate", bench_median(tg, reps), 0, 0, -1);
+    bench_csv_line(threads, prec, "serve_sd15_512_overhead", bench_median(to, reps), 0, 0, -1);
     return bad ? 1 : 0;
 }
 

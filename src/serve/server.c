@@ -269,6 +269,7 @@ static void run_job(sld_server *s, job *jb)
     cJSON *out = cJSON_CreateObject(), *info = cJSON_CreateObject();
     sld_gen_params p = q->p;
     int w = 0, h = 0, interrupted = 0, n_made = 0, fail_http = 0;
+    double gen_seconds = 0; /* inside sld_generate: the rest is the service's overhead */
     double t0 = sld_time_now();
     if (!images || !seeds || !texts || !nsfw || !out || !info) {
         fail_http = 500;
@@ -294,6 +295,7 @@ static void run_job(sld_server *s, job *jb)
         }
         w = r.width;
         h = r.height;
+        gen_seconds += r.seconds;
         char *text = sld_gen_params_text(&p, s->m, p.seed);
         for (int i = 0; i < r.n && !fail_http; i++) {
             if (q->send_images) {
@@ -371,6 +373,7 @@ static void run_job(sld_server *s, job *jb)
         cJSON_AddItemToArray(ign, cJSON_CreateString(q->ignored[i]));
     cJSON_AddBoolToObject(info, "interrupted", interrupted);
     cJSON_AddNumberToObject(info, "seconds", secs);
+    cJSON_AddNumberToObject(info, "generate_seconds", gen_seconds);
     char *info_txt = cJSON_PrintUnformatted(info);
     cJSON_Delete(info);
     cJSON_AddStringToObject(out, "info", info_txt ? info_txt : "{}");
