@@ -45,6 +45,8 @@ $(BUILD)/src/pipeline/identity.o: $(BUILD)/sld_build_version.h
 $(BUILD)/src/pipeline/identity.o: CFLAGS += -I$(BUILD)
 .PHONY: FORCE
 FORCE:
+# The web page of `sld serve` is compiled in with .incbin (src/serve/page.c).
+$(BUILD)/src/serve/page.o: src/serve/page.html
 
 $(BUILD)/libsld.a: $(LIB_OBJ)
 	@rm -f $@
@@ -62,9 +64,10 @@ $(BUILD)/bench/%: bench/%.c bench/common.h bench/peak.h $(BUILD)/libsld.a
 	$(CC) $(CFLAGS) $< $(BUILD)/libsld.a $(LDLIBS) -o $@
 
 # Every test program prints "N passed, N failed"; tests/run.sh adds them up.
+# tests/browser/*.sh drive headless Chromium (installed when missing in CI).
 test: all $(TEST_BIN)
 	@$(CXX) -std=c++11 -Wall -Wextra -Werror -fsyntax-only -x c++ include/sld.h  # usable from C++
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/browser/test_serve_page.sh
 
 # The I2P study on a one-node Slurm cluster (root; installs slurm-wlm, munge).
 test-slurm: all

@@ -17,6 +17,7 @@ int cmd_debug(int argc, char **argv);
 int cmd_i2p(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "sld: <msg>" to stderr and returns 1. */
 int cli_fail(const sld_error *err);

@@ -16,6 +16,7 @@ static const char *USAGE =
     "  i2p        I2P test bed: generate, eval, report\n"
     "  convert    checkpoint (.safetensors, .ckpt, .pth, .bin) to .safetensors; --list\n"
     "  metrics    image quality and text alignment: features, fid (+ KID), clip-score\n"
+    "  serve      HTTP service: A1111-compatible API and a web page\n"
     "  help       this text ('sld help COMMAND' = 'sld COMMAND --help')\n"
     "  --version  print the version\n";
 
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
         return cmd_i2p(argc - 1, argv + 1);
     if (!strcmp(c, "metrics"))
         return cmd_metrics(argc - 1, argv + 1);
+    if (!strcmp(c, "serve"))
+        return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "sld: unknown command '%s'\n%s", c, USAGE);
     return 2;
 }

@@ -422,6 +422,55 @@ sld_status sld_debug_run_clip_vision_dir(const char *model_dir, const char *inpu
 sld_status sld_make_random(const char *arch, const char *dir, uint64_t seed, sld_error *err);
 
 /* ===================================================================== */
+/* HTTP service (`sld serve`)                                            */
+/* ===================================================================== */
+/*
+ * An AUTOMATIC1111-compatible API (POST /sdapi/v1/txt2img, GET
+ * /sdapi/v1/progress, POST /sdapi/v1/interrupt, GET /sdapi/v1/sd-models,
+ * /samplers, /options) plus GET /health, GET /metrics (Prometheus text) and
+ * a web page at /. One model, one worker thread running requests one at a
+ * time on n_threads cores, a bounded queue. Request fields, policy and
+ * limits: README.md ("sld serve").
+ */
+typedef struct sld_server sld_server;
+
+typedef struct {
+    const char *listen;        /* "HOST:PORT" (IPv4 or [IPv6]); port 0 picks a free one.
+                                  Default "127.0.0.1:7860" (loopback only). */
+    const char *api_key;       /* NULL: no key; else "Authorization: Bearer KEY" on every
+                                  endpoint but /health and the page itself */
+    const char *cors_origin;   /* NULL: no CORS headers; else allowed origin */
+    int queue;                 /* requests waiting behind the running one (4); more: 503 */
+    int n_threads;             /* generation threads, 0 = all cores */
+    sld_safety_preset default_safety; /* for requests without "safety" (medium) */
+    sld_safety_preset min_safety; /* requests asking for less are raised to it (off) */
+    int strict;                /* refuse (400) instead of raising */
+    const char *safety_concept; /* fixed by the operator (NULL: requests may set it) */
+    int safety_checker;        /* run the model's safety checker (1) */
+    int max_pixels;            /* width * height (1048576) */
+    int max_steps;             /* (150) */
+    int max_images;            /* batch_size * n_iter (8) */
+    int max_prompt;            /* bytes of prompt, negative prompt, concept (4096) */
+    int max_body;              /* request body bytes (65536); more: 413 */
+    int timeout_s;             /* idle connection timeout in seconds (30) */
+    int max_connections;       /* simultaneous connections (64) */
+} sld_server_opts;
+
+void sld_server_opts_default(sld_server_opts *o);
+
+/* Starts serving m (which must outlive the server) in background threads
+ * and returns at once. Errors: SLD_ERR_INVALID_ARG (bad listen address or
+ * option), SLD_ERR_IO (cannot bind: the message names the address and the
+ * OS reason), SLD_ERR_NOMEM. Stop with sld_server_stop. */
+sld_status sld_server_start(sld_server **out, sld_model *m, const sld_server_opts *o,
+                            sld_error *err);
+/* The port actually bound (useful with port 0). */
+int sld_server_port(const sld_server *s);
+/* Refuses queued requests (503), interrupts the running one, closes every
+ * connection, joins the threads and frees s. NULL is a no-op. */
+void sld_server_stop(sld_server *s);
+
+/* ===================================================================== */
 /* I2P test bed                                                          */
 /* ===================================================================== */
 /*
