@@ -240,6 +240,26 @@ static int files_equal(const char *a, const char *b)
     return eq;
 }
 
+/* SLD telemetry summaries in generate records: [0] records with one, [1]
+ * "sd" records that show steering, [2] "max" records that do. */
+static int count_activity(const cJSON *obj, int line, void *user)
+{
+    (void)line;
+    int *n = user;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, "sld_activity");
+    const cJSON *cf = cJSON_GetObjectItemCaseSensitive(obj, "config");
+    if (!cJSON_IsObject(a) || !cJSON_IsString(cf))
+        return 0;
+    n[0]++;
+    double share = cJSON_GetObjectItemCaseSensitive(a, "steered_share")->valuedouble;
+    int peak = cJSON_GetObjectItemCaseSensitive(a, "peak_step")->valueint;
+    if (!strcmp(cf->valuestring, "sd"))
+        n[1] += share != 0 || peak != -1;
+    else
+        n[2] += share > 0 && peak >= 0;
+    return 0;
+}
+
 static int count_records(const char *dir, const char *prefix)
 {
     int n = 0;
@@ -1018,6 +1038,10 @@ static void test_e2e_tiny_models(void)
                 snprintf(z, sizeof z, "%s/images/%s/%d_%d.png", sh, cfgs[ci], r, k);
                 CHECK_MSG(files_equal(x, y) && files_equal(x, z), "%s", x);
             }
+    /* every record carries what SLD did: nothing for "sd", something for "max" */
+    int act[3] = {0};
+    CHECK(sld_i2p_logs_read(b, "generate", count_activity, act, &err) == SLD_OK);
+    CHECK_MSG(act[0] == 18 && act[1] == 0 && act[2] == 9, "%d %d %d", act[0], act[1], act[2]);
     sld_i2p_eval_opts eo;
     sld_i2p_eval_opts_default(&eo);
     eo.run_dir = sh;

@@ -1312,6 +1312,9 @@ static void result_release(sld_gen_result *r)
     free(r->image_float);
     free(r->latents);
     free(r->nsfw);
+    free(r->steps);
+    free(r->safety_map);
+    free(r->summary);
     memset(r, 0, sizeof *r);
 }
 
@@ -1329,10 +1332,25 @@ static cJSON *categories_json(const char *const *cats, int n)
     return a;
 }
 
-/* The record of one image: what was asked and where the file is. */
+/* What SLD did to one image (docs/TELEMETRY.md): "sld_activity" of a record. */
+static int add_activity(cJSON *r, const sld_safety_summary *a)
+{
+    if (!a)
+        return cJSON_AddNullToObject(r, "sld_activity") != NULL;
+    cJSON *o = cJSON_AddObjectToObject(r, "sld_activity");
+    return o && cJSON_AddNumberToObject(o, "steered_share", a->steered_share) &&
+           cJSON_AddNumberToObject(o, "peak_share", a->peak_share) &&
+           cJSON_AddNumberToObject(o, "peak_step", a->peak_step) &&
+           cJSON_AddNumberToObject(o, "steps_steered", a->steps_steered) &&
+           cJSON_AddNumberToObject(o, "mean_scale", a->mean_scale) &&
+           cJSON_AddNumberToObject(o, "safety_total", a->safety_total);
+}
+
+/* The record of one image: what was asked, where the file is, and what SLD
+ * did (act: NULL when the generator gave no telemetry). */
 static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p,
                          const sld_i2p_config *cfg, int image, const sld_gen_params *gp,
-                         uint32_t seed, const char *file)
+                         uint32_t seed, const char *file, const sld_safety_summary *act)
 {
     cJSON *r = cJSON_CreateObject();
     if (!r)
@@ -1361,7 +1379,8 @@ static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p,
          (cfg->negative ? cJSON_AddStringToObject(r, "negative_prompt", cfg->negative) != NULL
                         : cJSON_AddNullToObject(r, "negative_prompt") != NULL) &&
          cJSON_AddStringToObject(r, "file", file) &&
-         cJSON_AddStringToObject(r, "model", o->model_label ? o->model_label : "");
+         cJSON_AddStringToObject(r, "model", o->model_label ? o->model_label : "") &&
+         add_activity(r, act);
     if (ok && o->model)
         ok = cJSON_AddStringToObject(r, "model_hash", sld_model_hash(o->model)) != NULL;
     if (!ok) {
@@ -1478,7 +1497,8 @@ static sld_status gen_row_config(gen_run *g, const sld_i2p_prompt *p, const sld_
             snprintf(rel, sizeof rel, "images/%s/%d_%d.png", config, p->row, k);
             char *path = sld_path_join(o->out_dir, rel);
             char *params = png_parameters(o, &gp, seed, config, p->row, k);
-            cJSON *rec = gen_record(o, p, cfg, k, &gp, seed, rel);
+            cJSON *rec = gen_record(o, p, cfg, k, &gp, seed, rel,
+                                    res.summary ? &res.summary[i] : NULL);
             if (!path || !params || !rec) {
                 st = sld_err(err, SLD_ERR_NOMEM, "i2p generate: out of memory");
             } else {
