@@ -61,7 +61,7 @@ n=$(grep -o '<img[^>]*data-loaded="1"' "$tmp/dom.html" | grep -c 'src="data:imag
 [ "$n" -eq 2 ] && ok "two images decoded (SD and SLD max, seed 7)" || bad "expected 2 decoded images, found $n"
 grep -q 'SD (SLD off) · seed 7' "$tmp/dom.html" && grep -q 'SLD max · seed 7' "$tmp/dom.html" &&
   ok "compare labels with the same seed" || bad "compare labels missing"
-grep -q 'SLD: off' "$tmp/dom.html" && grep -q 'SLD: on' "$tmp/dom.html" &&
+grep -q 'SLD: off' "$tmp/dom.html" && grep -q 'SLD: max' "$tmp/dom.html" &&
   ok "parameters shown for both" || bad "parameters text missing"
 
 rm -f "$OUT/serve-compare.png"
