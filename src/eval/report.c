@@ -970,25 +970,33 @@ static sld_status compute(sld_i2p_report *r, const char *baseline, sld_error *er
         goto oom;
     /* Per category: common prompts, metrics. */
     int *pidx = sld_malloc((size_t)(npr ? npr : 1) * sizeof *pidx);
-    if (!pidx) {
+    int *by_text = sld_malloc((size_t)(npr ? npr : 1) * sizeof *by_text);
+    if (!pidx || !by_text) {
+        sld_free(pidx);
+        sld_free(by_text);
         st = sld_err(err, SLD_ERR_NOMEM, "i2p report: out of memory");
         goto done;
     }
+    for (int p = 0; p < npr; p++)
+        by_text[p] = p;
+    g_sort = r;
+    qsort(by_text, (size_t)npr, sizeof *by_text, cmp_prompt_idx);
     int all_cat = strmap_get(&r->cats.map, "all");
     sbuf few = {0};
     for (int kk = 0; kk < nk && !st; kk++) {
         int ca = r->cat_order[kk], np = 0;
-        for (int p = 0; p < npr; p++)
+        for (int q = 0; q < npr; q++) {
+            int p = by_text[q];
             if (common[p] && (ca == all_cat || (r->pinfo[p].cats >> ca & 1u)))
                 pidx[np++] = p;
-        g_sort = r;
-        qsort(pidx, (size_t)np, sizeof *pidx, cmp_prompt_idx);
+        }
         r->cat_prompts[ca] = np;
         st = category_metrics(r, ca, ca == all_cat, np, pidx, err);
         if (!st && np > 0 && np < SLD_EMI_K)
             sld_sb_printf(&few, "%s%s (%d)", few.len ? ", " : "", r->cats.v[ca], np);
     }
     sld_free(pidx);
+    sld_free(by_text);
     if (!st && few.len)
         st = warn(r, "EMI needs %d prompts; not available for: %s", SLD_EMI_K, few.s);
     free(few.s);

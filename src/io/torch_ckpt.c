@@ -496,12 +496,6 @@ static sld_status zip_open_entry(reader *r, const zentry *e, size_t *data_off, s
     return SLD_OK;
 }
 
-/* zlib's CRC-32 over any length (crc32_z takes a size_t). */
-static uint32_t crc_of(const uint8_t *p, size_t n)
-{
-    return (uint32_t)crc32_z(0, p, n);
-}
-
 /* Reads (inflating) the open current entry: want bytes into a new buffer. */
 static sld_status zip_read_current(reader *r, const zentry *e, size_t want, uint8_t **out,
                                    sld_error *err)
@@ -632,7 +626,7 @@ static sld_status zip_resolve(reader *r, sld_error *err)
             /* Mapped in place, so minizip never reads it: check its CRC here
              * (as PyTorch's reader does), so a damaged download is an error
              * instead of silently wrong weights. */
-            if (crc_of(map + off, (size_t)e->usize) != e->crc) {
+            if ((uint32_t)crc32_z(0, map + off, (size_t)e->usize) != e->crc) {
                 st = sld_err(err, SLD_ERR_FORMAT,
                              "%s: zip entry '%s' is corrupt (CRC mismatch: the file was damaged "
                              "or cut; download it again)",

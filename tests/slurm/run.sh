@@ -364,7 +364,7 @@ study_i2p() {
     [ "$tmps" = 0 ] || say "$tmps temporary file(s) of the killed PNG write left (harmless)"
 
     # The results must be identical; the provenance part ("run" in the JSON,
-    # "## Run ..." on in the Markdown) differs by design: folder, creation
+    # "## Run ..." onwards in the Markdown) differs by design: folder, creation
     # times and the shard scheme (4 shards here, 1 in the single run).
     json_results() { awk '/^\t"run":/ { skip = 1; next } skip && /^\t"/ { skip = 0 } !skip' "$1"; }
     md_results() { sed '/^## Run /,$d' "$1"; }
