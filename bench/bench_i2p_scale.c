@@ -31,7 +31,12 @@
  * counts and the report's per-config image counts and P(inappropriate) must
  * equal what the fabricator wrote; a mismatch exits 1.
  *
- * Usage: bench_i2p_scale [--case NAME] [--refab]
+ * The run's manifest.json is written through the library for the tiny test
+ * model (tests/fixtures/models/tiny-sd1 beside the build folder, or
+ * $SLD_BENCH_I2P_MODEL), as `sld i2p generate` writes it: without one, plan,
+ * resume and the CLI refuse the folder.
+ *
+ * Usage: bench_i2p_scale [--case NAME] [--refab]   (from any folder)
  */
 #include "common.h"
 #include "eval/i2p.h"

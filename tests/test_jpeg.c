@@ -3,7 +3,8 @@
  * byte: tools/make_jpeg_fixtures.sh), in every coding mode of the fixtures
  * (baseline 4:2:0 / 4:2:2 / 4:4:4, gray, progressive, restart markers,
  * arithmetic, RGB, Adobe CMYK, YCCK); format sniffing by content in
- * sld_image_read; and the error paths: truncated, garbage, other formats,
+ * sld_image_read; damaged-but-decodable data decoded as Pillow decodes it
+ * (Pillow goldens); and the error paths: truncated, garbage, other formats,
  * absurd dimensions, too many scans, missing files. */
 #include "io/image.h"
 #include "io/jpeg.h"
@@ -236,6 +237,53 @@ static void test_garbage_and_other_formats(void)
     expect_error(tmpdir, SLD_ERR_IO, tmpdir);
 }
 
+static char last_warning[600];
+static void capture_log(sld_log_level level, const char *msg, void *user)
+{
+    (void)user;
+    if (level == SLD_LOG_WARN)
+        snprintf(last_warning, sizeof last_warning, "%s", msg);
+}
+
+/* Corrupt entropy data (a flipped byte, a stray restart marker): libjpeg
+ * warns and goes on; the pixels are Pillow's (golden from Pillow 9.4 on the
+ * same libjpeg-turbo 2.1.5) and one warning names the file. */
+static void test_damaged_decodable(void)
+{
+    size_t n;
+    uint8_t *d = load(JDIR "baseline420.jpg", &n);
+    CHECK(d && n == 1113);
+    if (!d || n != 1113) {
+        sld_free(d);
+        return;
+    }
+    size_t sos = 0;
+    for (size_t i = 2; i + 1 < n; i++)
+        if (d[i] == 0xFF && d[i + 1] == 0xDA)
+            sos = i;
+    CHECK(sos == 609);
+    d[sos + 40] ^= 0x55;
+    d[sos + 200] = 0xFF, d[sos + 201] = 0xD3;
+    CHECK(save(tpath("damaged.jpg"), d, n));
+    uint8_t *rgb = NULL;
+    int w, h;
+    sld_error err;
+    last_warning[0] = 0;
+    sld_log_set(capture_log, NULL);
+    sld_status st = sld_image_read(tpath("damaged.jpg"), &rgb, &w, &h, &err);
+    sld_log_set(NULL, NULL);
+    CHECK_MSG(st == SLD_OK, "%s", err.msg);
+    char hex[65] = "";
+    if (rgb)
+        sha_hex(rgb, (size_t)w * h * 3, hex);
+    CHECK_MSG(!strcmp(hex, "9532c800ef6b864371fb70841f6fdb60b4d40244152a1e299cf985c427dc9562"),
+              "%s", hex);
+    CHECK_MSG(strstr(last_warning, "damaged.jpg") && strstr(last_warning, "warning"), "%s",
+              last_warning);
+    sld_free(rgb);
+    sld_free(d);
+}
+
 /* A header claiming absurd dimensions is refused before pixels are taken. */
 static void test_huge_dimensions(void)
 {
@@ -267,14 +315,6 @@ static void test_huge_dimensions(void)
         CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 0.5); /* refused, not decoded */
     }
     sld_free(d);
-}
-
-static char last_warning[600];
-static void capture_log(sld_log_level level, const char *msg, void *user)
-{
-    (void)user;
-    if (level == SLD_LOG_WARN)
-        snprintf(last_warning, sizeof last_warning, "%s", msg);
 }
 
 /* A progressive file with its last scan repeated hundreds of times (each
@@ -320,7 +360,12 @@ static void test_scan_limit(void)
         CHECK_MSG(st == SLD_OK, "%s", err.msg);
         CHECK_MSG(strstr(last_warning, "few.jpg") && strstr(last_warning, "damaged"), "%s",
                   last_warning);
-        CHECK(rgb && w == 33 && h == 25);
+        /* Pillow 9.4 on the same libjpeg: sha256 of convert("RGB") of this file */
+        char hex[65] = "";
+        if (rgb)
+            sha_hex(rgb, (size_t)w * h * 3, hex);
+        CHECK_MSG(!strcmp(hex, "0d375ce602fe6c4bb68c576379346b92efb653266ba607507941013f03730ef8"),
+                  "%s", hex);
         sld_free(rgb);
     }
     sld_free(evil);
@@ -336,6 +381,7 @@ int main(void)
     RUN(test_sniff_by_content);
     RUN(test_truncated);
     RUN(test_garbage_and_other_formats);
+    RUN(test_damaged_decodable);
     RUN(test_huge_dimensions);
     RUN(test_scan_limit);
     char cmd[400];
