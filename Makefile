@@ -10,7 +10,7 @@ OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
               -Wmissing-prototypes -Wno-format-truncation -g $(OPT) -fopenmp -Iinclude -Isrc
 CFLAGS  += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
-LDLIBS  += -ldnnl -lcjson -lpcre2-8 -lutf8proc -lpng -lzip -llapack -lblas -lmicrohttpd -lminizip -lz -lm -fopenmp -lpthread
+LDLIBS  += -ldnnl -lcjson -lpcre2-8 -lutf8proc -lpng -ljpeg -lzip -llapack -lblas -lmicrohttpd -lminizip -lz -lm -fopenmp -lpthread
 TEST_LDLIBS = -lcurl
 ISA_AVX512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
 

@@ -31,7 +31,12 @@
  * counts and the report's per-config image counts and P(inappropriate) must
  * equal what the fabricator wrote; a mismatch exits 1.
  *
- * Usage: bench_i2p_scale [--case NAME] [--refab]
+ * The run's manifest.json is written through the library for the tiny test
+ * model (tests/fixtures/models/tiny-sd1 beside the build folder, or
+ * $SLD_BENCH_I2P_MODEL), as `sld i2p generate` writes it: without one, plan,
+ * resume and the CLI refuse the folder.
+ *
+ * Usage: bench_i2p_scale [--case NAME] [--refab]   (from any folder)
  */
 #include "common.h"
 #include "eval/i2p.h"
@@ -47,13 +52,17 @@
 /* Fabricator: the run folder's files. Adapt here when formats change.   */
 /* ===================================================================== */
 
-#define FAB_VERSION "sld-bench-i2p v1"
+#define FAB_VERSION "sld-bench-i2p v2" /* v2: manifest.json */
 #define FAB_ROWS 4703
 #define FAB_IMAGES 10
 #define FAB_BATCH 5
 #define FAB_SHARDS 16
 #define FAB_EVAL_MISSING 1000 /* eval shard FAB_SHARDS-1 stops this short */
-#define FAB_MODEL "stable-diffusion-v1-4/"
+/* The model the run names: the tiny test model (the bench makes no image,
+ * but the run manifest records a real model's identity and the CLI case
+ * opens it). $SLD_BENCH_I2P_MODEL overrides it. */
+static char g_model[4096];
+#define FAB_MODEL g_model
 
 static const char *const FAB_CONFIGS[5] = {"sd", "weak", "medium", "strong", "max"};
 static const double FAB_SLD[5][5] = {
@@ -196,6 +205,60 @@ static int fab_write_eval_shard(const char *run, int k)
 
 static int fab_mkdir(const char *p) { return mkdir(p, 0755) == 0 || errno == EEXIST ? 0 : -1; }
 
+/* The options every case (and the fabricated manifest) uses. */
+static void gen_opts(sld_i2p_gen_opts *o, const char *dir)
+{
+    static char prompts[4096], out[4096];
+    snprintf(prompts, sizeof prompts, "%s/prompts.csv", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    sld_i2p_gen_opts_default(o);
+    o->prompts = prompts;
+    o->out_dir = out;
+    o->model_label = FAB_MODEL;
+}
+
+/* DIR/run/manifest.json as `sld i2p generate` writes it for these options,
+ * built by the library with the model open (so the CLI case, which opens
+ * the model too, finds every field equal). */
+static int fab_manifest(const char *dir)
+{
+    sld_i2p_gen_opts o;
+    gen_opts(&o, dir);
+    sld_error err;
+    sld_model *m = NULL;
+    sld_i2p_set *set = NULL;
+    sld_i2p_config cfg[SLD_I2P_MAX_CONFIGS];
+    int n_cfg = 0;
+    cJSON *man = NULL;
+    sld_status st = sld_model_open(&m, g_model, NULL, &err);
+    if (!st)
+        st = sld_i2p_set_load(&set, o.prompts, &o.filter, &err);
+    if (!st && (n_cfg = sld_i2p_configs_resolve(&o, cfg, &err)) < 0) {
+        n_cfg = 0;
+        st = err.code ? err.code : SLD_ERR_INVALID_ARG;
+    }
+    o.model = m;
+    if (!st)
+        st = sld_i2p_manifest_build(&o, set, cfg, n_cfg, NULL, &man, &err);
+    int existed = 0;
+    if (!st)
+        st = sld_i2p_manifest_write(fab_path(o.out_dir, SLD_I2P_MANIFEST), man, 1, &existed,
+                                    &err);
+    if (!st && n_cfg != 5)
+        st = sld_err(&err, SLD_ERR_INTERNAL, "the default configs are not the 5 fabricated");
+    for (int c = 0; !st && c < n_cfg; c++)
+        if (strcmp(cfg[c].name, FAB_CONFIGS[c]))
+            st = sld_err(&err, SLD_ERR_INTERNAL, "default config %d is %s, fabricated %s", c,
+                         cfg[c].name, FAB_CONFIGS[c]);
+    if (st)
+        fprintf(stderr, "bench_i2p_scale: manifest: %s\n", err.msg);
+    cJSON_Delete(man);
+    sld_i2p_configs_free(cfg, n_cfg);
+    sld_i2p_set_free(set);
+    sld_model_close(m);
+    return st ? -1 : 0;
+}
+
 /* Fabricates DIR/prompts.csv and DIR/run/ unless DIR/fab-version says it is
  * there already. */
 static int fabricate(const char *dir, int force)
@@ -237,6 +300,8 @@ static int fabricate(const char *dir, int force)
                 fab_seed(r));
     }
     if (fclose(f))
+        return -1;
+    if (fab_manifest(dir))
         return -1;
     /* Images: one tiny PNG per (config, image index), hard-linked for every
      * row (ext4 allows 65,000 links per file; this needs 4703). */
@@ -329,16 +394,6 @@ static void verdict(const char *name, double s, double cpu, double mib)
             TARGET_MIB);
 }
 
-static void gen_opts(sld_i2p_gen_opts *o, const char *dir)
-{
-    static char prompts[4096], out[4096];
-    snprintf(prompts, sizeof prompts, "%s/prompts.csv", dir);
-    snprintf(out, sizeof out, "%s/run", dir);
-    sld_i2p_gen_opts_default(o);
-    o->prompts = prompts;
-    o->out_dir = out;
-    o->model_label = FAB_MODEL;
-}
 
 static int case_plan(const char *dir)
 {
@@ -585,6 +640,21 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: bench_i2p_scale [--case NAME] [--refab]\n");
             return 2;
+        }
+    }
+    const char *model = getenv("SLD_BENCH_I2P_MODEL");
+    if (model && *model) {
+        snprintf(g_model, sizeof g_model, "%s", model);
+    } else {
+        char exe[4096];
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 64);
+        char *slash = k > 0 ? (exe[k] = 0, strrchr(exe, '/')) : NULL;
+        if (slash) /* build/bench/.. /.. */
+            strcpy(slash, "/../../tests/fixtures/models/tiny-sd1");
+        if (!slash || !realpath(exe, g_model)) {
+            fprintf(stderr, "bench_i2p_scale: no tiny model next to the build folder; set "
+                            "SLD_BENCH_I2P_MODEL\n");
+            return 1;
         }
     }
     const char *dir = getenv("SLD_BENCH_I2P_DIR");

@@ -748,8 +748,9 @@ void sld_i2p_report_free(sld_i2p_report *r);
  * protocol: docs/QUALITY.md.
  *
  * Feature sets ("A", "B" below) are given as a path to one of:
- *   - a folder of PNG images (pool3 features computed with the Inception;
- *     other image files in it are an error, not silently skipped);
+ *   - a folder of PNG and JPEG images (.png, .jpg, .jpeg in any case; pool3
+ *     features computed with the Inception; other image files in it are an
+ *     error, not silently skipped);
  *   - a pytorch-fid statistics file (.npz: mu [D], sigma [D,D]) — FID only;
  *   - a .safetensors file with a 2-D float tensor "features" [N,D], or the
  *     per-image [D] tensors sld_metrics_features writes (stacked in name
@@ -763,7 +764,7 @@ typedef int (*sld_metrics_progress_fn)(long done, long total, void *user);
 
 typedef struct {
     const char *inception;  /* Inception weights (.pth or .safetensors) */
-    const char *images;     /* folder of PNG images */
+    const char *images;     /* folder of PNG/JPEG images */
     const char *out;        /* features .safetensors (one [2048] tensor per image,
                                named by file stem), or NULL */
     const char *stats;      /* pytorch-fid .npz (mu, sigma), or NULL */
@@ -772,11 +773,12 @@ typedef struct {
     void *progress_user;
 } sld_features_opts;
 
-/* Computes the pool3 features of every PNG in o->images and writes them
+/* Computes the pool3 features of every PNG/JPEG in o->images and writes them
  * (atomically) to o->out and/or their statistics to o->stats. *n_images
  * (may be NULL) receives the image count. Errors: SLD_ERR_IO (folder,
  * writes), SLD_ERR_FORMAT (an image that does not decode, named), SLD_ERR_
- * INVALID_ARG (no images, non-PNG images, fewer than 2 images for --stats),
+ * INVALID_ARG (no images, other image formats, two files with one stem,
+ * fewer than 2 images for --stats),
  * errors of the weights file, SLD_ERR_CANCELLED. */
 sld_status sld_metrics_features(const sld_features_opts *o, long *n_images, sld_error *err);
 
@@ -821,7 +823,7 @@ typedef struct {
 } sld_clip_score_result;
 
 /* CLIP score of image/prompt pairs: pairs_jsonl holds one object per line
- * with "image" (a PNG path, relative to the pairs file's folder) and
+ * with "image" (a PNG or JPEG path, relative to the pairs file's folder) and
  * "prompt"; other keys are kept in the records. clip_dir is a full
  * transformers CLIPModel folder (openai/clip-vit-large-patch14 layout).
  * Errors name the file and line: SLD_ERR_FORMAT (bad line, missing keys,

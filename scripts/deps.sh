@@ -3,7 +3,7 @@
 # Uses sudo when not root. Safe to run repeatedly. chromium is for the test that
 # opens the I2P HTML report in a headless browser (tests/test_report.c).
 set -e
-PKGS="build-essential libdnnl-dev libcjson-dev libpcre2-dev libutf8proc-dev libpng-dev \
+PKGS="build-essential libdnnl-dev libcjson-dev libpcre2-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev \
       libzip-dev libminizip-dev zlib1g-dev liblapack-dev libmicrohttpd-dev libcurl4-openssl-dev \
       chromium"
 missing=""

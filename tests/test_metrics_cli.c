@@ -4,8 +4,10 @@
  * goldens, CLIP scores against torchmetrics, --json outputs, and one clear
  * error (exit code 1, the culprit named on stderr) per kind of bad input. */
 #include "fid_fixture.h"
+#include "io/jpeg.h"
 #include "io/json.h"
 #include "io/npz.h"
+#include "io/png.h"
 #include "io/safetensors.h"
 #include "test.h"
 
@@ -124,6 +126,89 @@ static void test_features(void)
     CHECK(err_has("fewer than 2048", "KID"));
 }
 
+/* A folder of JPEG and PNG files (mixed-case extensions): every image is
+ * read, features are named by stem, and each JPEG's features equal those of
+ * a PNG holding its decoded pixels (the decoder itself is checked against
+ * Pillow in test_jpeg); a PNG's features are those of the PNG-only run.
+ * Two files with one stem are refused. */
+static void test_features_jpeg(void)
+{
+    const char *w = fid_inception_weights();
+    static const char *const jpgs[] = {"baseline420.jpg", "gray.jpg", "cmyk.jpg",
+                                       "progressive.jpg"};
+    static const char *const names[] = {"b.JPG", "g.jpeg", "c.Jpg", "p.jpg"};
+    char cmd[2400];
+    mkdir(tmp("mixed"), 0700);
+    mkdir(tmp("aspng"), 0700);
+    snprintf(cmd, sizeof cmd, "cp " FIX "images/rgb64.png %s/rgb64.png && cp " FIX
+             "images/rgb64.png %s/rgb64.png", tmp("mixed"), tmp("aspng"));
+    CHECK(system(cmd) == 0);
+    for (int i = 0; i < 4; i++) {
+        char src[300], dst[600];
+        snprintf(src, sizeof src, "tests/fixtures/jpeg/%s", jpgs[i]);
+        snprintf(dst, sizeof dst, "%s/%s", tmp("mixed"), names[i]);
+        snprintf(cmd, sizeof cmd, "cp %s %s", src, dst);
+        CHECK(system(cmd) == 0);
+        uint8_t *rgb = NULL;
+        int iw, ih;
+        sld_error e;
+        CHECK(sld_jpeg_read(src, &rgb, &iw, &ih, &e) == SLD_OK);
+        char png[600];
+        snprintf(png, sizeof png, "%s/%.1s.png", tmp("aspng"), names[i]);
+        CHECK(rgb && sld_png_write(png, rgb, iw, ih, NULL, &e) == SLD_OK);
+        sld_free(rgb);
+    }
+    CHECK(run_sld("metrics features --quiet --inception %s --images %s -o %s", w,
+                  tmp("mixed"), tmp("mixed.safetensors")) == 0);
+    CHECK(run_sld("metrics features --quiet --inception %s --images %s -o %s", w,
+                  tmp("aspng"), tmp("aspng.safetensors")) == 0);
+    sld_st_file *a = NULL, *b = NULL, *g = NULL;
+    CHECK(sld_st_open(&a, tmp("mixed.safetensors"), NULL) == SLD_OK);
+    CHECK(sld_st_open(&b, tmp("aspng.safetensors"), NULL) == SLD_OK);
+    CHECK(sld_st_open(&g, FIX "inception.safetensors", NULL) == SLD_OK);
+    if (a && b && g) {
+        CHECK(sld_st_count(a) == 5 && sld_st_count(b) == 5);
+        const int64_t sh[1] = {2048};
+        static const char *const stems[] = {"b", "g", "c", "p", "rgb64"};
+        for (int i = 0; i < 5; i++) {
+            float *x = sld_st_read_f32(a, stems[i], 1, sh, NULL);
+            float *y = sld_st_read_f32(b, stems[i], 1, sh, NULL);
+            CHECK_MSG(x && y, "%s", stems[i]);
+            if (x && y)
+                CHECK_MSG(!memcmp(x, y, 2048 * sizeof *x), "%s: JPEG and PNG features differ",
+                          stems[i]);
+            sld_free(x);
+            sld_free(y);
+        }
+        float *x = sld_st_read_f32(a, "rgb64", 1, sh, NULL);
+        float *want = sld_st_read_f32(g, "pool3.rgb64", 1, sh, NULL);
+        if (x && want)
+            CHECK_CLOSE("rgb64", x, want, 2048, 1e-4 * max_abs(want, 2048));
+        sld_free(x);
+        sld_free(want);
+    }
+    sld_st_close(a);
+    sld_st_close(b);
+    sld_st_close(g);
+    /* FID of the mixed folder's features against the PNG copy's: the same
+     * sets, so ~0 (5 samples: singular covariances, as in test_features) */
+    CHECK(run_sld("metrics fid --quiet %s %s --json %s", tmp("mixed.safetensors"),
+                  tmp("aspng.safetensors"), tmp("mixed.json")) == 0);
+    sld_json j;
+    CHECK(sld_json_load(&j, tmp("mixed.json"), NULL) == SLD_OK);
+    const cJSON *fid = cJSON_GetObjectItem(j.root, "fid");
+    CHECK_MSG(cJSON_IsNumber(fid) && fabs(fid->valuedouble) < 1.0, "fid %g",
+              cJSON_IsNumber(fid) ? fid->valuedouble : -1);
+    CHECK(cJSON_GetObjectItem(j.root, "n_a")->valuedouble == 5);
+    sld_json_free(&j);
+    /* a.png and a.jpg share the stem a */
+    snprintf(cmd, sizeof cmd, "cp %s/b.JPG %s/b.png", tmp("mixed"), tmp("mixed"));
+    CHECK(system(cmd) == 0);
+    CHECK(run_sld("metrics features --inception %s --images %s -o %s", w, tmp("mixed"),
+                  tmp("x.safetensors")) == 1);
+    CHECK(err_has("stem 'b'", NULL));
+}
+
 /* Writes set `name` of frechet.safetensors as a 2-D "features" file. */
 static void write_features(const char *name, const char *path)
 {
@@ -240,12 +325,28 @@ static void test_bad_input(void)
     mkdir(tmp("empty"), 0700);
     CHECK(run_sld("metrics features --inception %s --images %s -o %s", w ? w : "x",
                   tmp("empty"), tmp("x.safetensors")) == 1);
-    CHECK(err_has("no PNG images", NULL));
-    mkdir(tmp("jpg"), 0700);
-    snprintf(cmd, sizeof cmd, "touch %s/a.jpg", tmp("jpg"));
+    CHECK(err_has("no PNG or JPEG images", NULL));
+    /* a folder with a BMP (pytorch-fid would read it: refused, not skipped) */
+    mkdir(tmp("bmp"), 0700);
+    snprintf(cmd, sizeof cmd, "touch %s/a.bmp", tmp("bmp"));
     CHECK(system(cmd) == 0);
-    CHECK(run_sld("metrics fid %s %s --inception x", tmp("jpg"), tmp("jpg")) == 1);
-    CHECK(err_has("a.jpg", "PNG"));
+    CHECK(run_sld("metrics fid %s %s --inception x", tmp("bmp"), tmp("bmp")) == 1);
+    CHECK(err_has("a.bmp", "PNG and JPEG"));
+    /* an empty .jpg, and a GIF named .jpeg: what they look like is said */
+    if (w) {
+        mkdir(tmp("jpg"), 0700);
+        snprintf(cmd, sizeof cmd, "touch %s/a.jpg", tmp("jpg"));
+        CHECK(system(cmd) == 0);
+        CHECK(run_sld("metrics features --inception %s --images %s -o %s", w, tmp("jpg"),
+                      tmp("x.safetensors")) == 1);
+        CHECK(err_has("a.jpg", "an empty file"));
+        mkdir(tmp("gif"), 0700);
+        snprintf(cmd, sizeof cmd, "printf 'GIF89a....' > %s/b.JPEG", tmp("gif"));
+        CHECK(system(cmd) == 0);
+        CHECK(run_sld("metrics features --inception %s --images %s -o %s", w, tmp("gif"),
+                      tmp("x.safetensors")) == 1);
+        CHECK(err_has("b.JPEG", "a GIF image"));
+    }
     /* features of different widths in one file; NaN features */
     float v64[64] = {0}, v32[32] = {0}, nan2[2 * 4];
     for (int i = 0; i < 8; i++)
@@ -311,6 +412,7 @@ int main(void)
         printf("SKIP: %s not built\n", g_sld);
     } else {
         RUN(test_features);
+        RUN(test_features_jpeg);
         RUN(test_fid_kid_goldens);
         RUN(test_clip_score_cli);
         RUN(test_bad_input);

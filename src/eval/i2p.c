@@ -21,6 +21,7 @@
 #include "eval/q16.h"
 #include "model/safety_checker.h"
 #include "io/csv.h"
+#include "io/image.h"
 #include "io/png.h"
 #include "model/nudenet.h"
 #include "pipeline/model.h"
@@ -1893,7 +1894,7 @@ sld_status sld_i2p_eval_with(const sld_i2p_eval_opts *o, sld_i2p_classify_fn fn,
         }
         uint8_t *rgb = NULL;
         int w, h;
-        st = sld_png_read(path, &rgb, &w, &h, err);
+        st = sld_image_read(path, &rgb, &w, &h, err);
         sld_free(path);
         if (st == SLD_ERR_FORMAT || st == SLD_ERR_IO) {
             /* A corrupt or missing image: record it, go on with the others. */

@@ -13,7 +13,7 @@
 #include "eval/fid.h"
 #include "io/jsonl.h"
 #include "io/npz.h"
-#include "io/png.h"
+#include "io/image.h"
 #include "io/safetensors.h"
 #include "model/inception.h"
 
@@ -54,19 +54,31 @@ static bool has_ext(const char *name, const char *ext)
     return n > e && !strcasecmp(name + n - e, ext);
 }
 
-/* The PNG files of dir, sorted by name. Other image files (pytorch-fid also
- * reads JPEG, BMP, ...) are an error: skipping them would change the FID. */
-static sld_status list_pngs(const char *dir, name_list *out, sld_error *err)
+/* The stem of a file name: without its last extension (a new string). */
+static char *stem_of(const char *name)
+{
+    char *s = sld_strdup(name);
+    char *dot = s ? strrchr(s, '.') : NULL;
+    if (dot)
+        *dot = 0;
+    return s;
+}
+
+/* The PNG and JPEG files of dir (.png, .jpg, .jpeg in any case), sorted by
+ * name. Other image files (pytorch-fid also reads BMP, TIFF, WebP, ...) are
+ * an error: skipping them would change the FID. */
+static sld_status list_images(const char *dir, name_list *out, sld_error *err)
 {
     memset(out, 0, sizeof *out);
     DIR *d = opendir(dir);
     if (!d)
         return sld_err(err, SLD_ERR_IO, "%s: cannot open the image folder: %s", dir,
                        strerror(errno));
-    static const char *const other[] = {".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif",
-                                        ".tiff", ".webp", ".gif"};
+    static const char *const other[] = {".bmp", ".pgm", ".ppm", ".tif", ".tiff",
+                                        ".webp", ".gif", ".jp2", ".heic", ".avif"};
     sld_status st = SLD_OK;
     long cap = 0;
+    char **stems = NULL;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
@@ -74,12 +86,12 @@ static sld_status list_pngs(const char *dir, name_list *out, sld_error *err)
         for (size_t k = 0; k < sizeof other / sizeof *other; k++)
             if (has_ext(e->d_name, other[k])) {
                 st = sld_err(err, SLD_ERR_INVALID_ARG,
-                             "%s/%s: only PNG images are read; convert the folder to PNG (or "
+                             "%s/%s: only PNG and JPEG images are read; convert the folder (or "
                              "use a pytorch-fid .npz of it as the reference)",
                              dir, e->d_name);
                 goto done;
             }
-        if (!has_ext(e->d_name, ".png"))
+        if (!sld_image_name_ok(e->d_name))
             continue;
         if (out->n == cap) {
             cap = cap ? 2 * cap : 256;
@@ -97,26 +109,41 @@ static sld_status list_pngs(const char *dir, name_list *out, sld_error *err)
         out->n++;
     }
     if (!out->n) {
-        st = sld_err(err, SLD_ERR_INVALID_ARG, "%s: no PNG images in this folder", dir);
+        st = sld_err(err, SLD_ERR_INVALID_ARG, "%s: no PNG or JPEG images in this folder", dir);
         goto done;
     }
     qsort(out->names, (size_t)out->n, sizeof *out->names, cmp_str);
-    /* two names with one stem ("a.png", "a.PNG") would share a tensor name */
+    /* two names with one stem ("a.png", "a.PNG", "a.jpg") would share a
+     * tensor name */
+    if (!(stems = sld_calloc((size_t)out->n, sizeof *stems))) {
+        st = sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", dir);
+        goto done;
+    }
+    for (long i = 0; i < out->n; i++)
+        if (!(stems[i] = stem_of(out->names[i]))) {
+            st = sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", dir);
+            goto done;
+        }
+    qsort(stems, (size_t)out->n, sizeof *stems, cmp_str);
     for (long i = 1; i < out->n; i++)
-        if (!strncmp(out->names[i - 1], out->names[i], strlen(out->names[i]) - 4) &&
-            strlen(out->names[i - 1]) == strlen(out->names[i])) {
-            st = sld_err(err, SLD_ERR_INVALID_ARG, "%s: '%s' and '%s' have the same name stem",
-                         dir, out->names[i - 1], out->names[i]);
+        if (!strcmp(stems[i - 1], stems[i])) {
+            st = sld_err(err, SLD_ERR_INVALID_ARG,
+                         "%s: two images have the name stem '%s' (features are named by stem)",
+                         dir, stems[i]);
             goto done;
         }
 done:
+    if (stems)
+        for (long i = 0; i < out->n; i++)
+            sld_free(stems[i]);
+    sld_free(stems);
     closedir(d);
     if (st)
         names_free(out);
     return st;
 }
 
-/* pool3 features of every PNG in dir: *feats [n,2048] (caller frees). */
+/* pool3 features of every image in dir: *feats [n,2048] (caller frees). */
 static sld_status folder_features(const char *inception, const char *dir, int n_threads,
                                   sld_metrics_progress_fn progress, void *user, name_list *names,
                                   float **feats, sld_error *err)
@@ -127,7 +154,7 @@ static sld_status folder_features(const char *inception, const char *dir, int n_
                        "%s is an image folder: its features need the Inception weights "
                        "(--inception pt_inception-2015-12-05-6726825d.pth)",
                        dir);
-    sld_status st = list_pngs(dir, names, err);
+    sld_status st = list_images(dir, names, err);
     if (st)
         return st;
     sld_threads_set(n_threads);
@@ -148,7 +175,7 @@ static sld_status folder_features(const char *inception, const char *dir, int n_
             char *p = sld_path_join(dir, names->names[i0 + i]);
             uint8_t *rgb = NULL;
             int w, h;
-            st = p ? sld_png_read(p, &rgb, &w, &h, err)
+            st = p ? sld_image_read(p, &rgb, &w, &h, err)
                    : sld_err(err, SLD_ERR_NOMEM, "out of memory");
             sld_free(p);
             if (st)
@@ -212,7 +239,7 @@ sld_status sld_metrics_features(const sld_features_opts *o, long *n_images, sld_
             goto done;
         }
         for (long i = 0; i < n; i++) {
-            names.names[i][strlen(names.names[i]) - 4] = 0; /* the stem */
+            *strrchr(names.names[i], '.') = 0; /* the stem */
             t[i] = (sld_st_out){.name = names.names[i], .dtype = SLD_DT_F32, .ndim = 1,
                                 .shape = {SLD_INCEPTION_DIM},
                                 .data = f + (size_t)i * SLD_INCEPTION_DIM};
@@ -536,7 +563,7 @@ sld_status sld_metrics_clip_score(const char *clip_dir, const char *pairs_jsonl,
         char *p = im[0] == '/' ? sld_strdup(im) : sld_path_join(c.base, im);
         uint8_t *rgb = NULL;
         int w, h;
-        st = p ? sld_png_read(p, &rgb, &w, &h, err) : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+        st = p ? sld_image_read(p, &rgb, &w, &h, err) : sld_err(err, SLD_ERR_NOMEM, "out of memory");
         sld_free(p);
         if (!st)
             st = sld_clip_scorer_image(s, rgb, w, h, iemb, err);
