@@ -621,7 +621,7 @@ static int merge_ignores(const char *path)
         "created",      "created_at",  "updated",    "host",          "hostname",
         "command",      "argv",        "configs",    "planned",       "shard",
         "shards",       "sld_version", "model.path", "model.files",   "prompts.file",
-        "clip.path",    "q16.path",    "nudenet.path", "safety_checker.path"};
+        "clip.path",    "q16.path",    "nudenet.path", "safety_checker.path", "outputs"};
     for (size_t i = 0; i < sizeof ignore / sizeof ignore[0]; i++)
         if (!strcmp(path, ignore[i]))
             return 1;
