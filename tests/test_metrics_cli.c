@@ -241,6 +241,13 @@ static void test_bad_input(void)
     CHECK(run_sld("metrics features --inception %s --images %s -o %s", w ? w : "x",
                   tmp("empty"), tmp("x.safetensors")) == 1);
     CHECK(err_has("no PNG images", NULL));
+    /* SLD maps beside study images (i2p generate --sld-maps) are not images */
+    mkdir(tmp("maps"), 0700);
+    snprintf(cmd, sizeof cmd, "touch %s/0_0.map.png", tmp("maps"));
+    CHECK(system(cmd) == 0);
+    CHECK(run_sld("metrics features --inception %s --images %s -o %s", w ? w : "x",
+                  tmp("maps"), tmp("x.safetensors")) == 1);
+    CHECK(err_has("left out 1 SLD map (*.map.png", "no PNG images"));
     mkdir(tmp("jpg"), 0700);
     snprintf(cmd, sizeof cmd, "touch %s/a.jpg", tmp("jpg"));
     CHECK(system(cmd) == 0);

@@ -54,7 +54,8 @@ static bool has_ext(const char *name, const char *ext)
     return n > e && !strcasecmp(name + n - e, ext);
 }
 
-/* The PNG files of dir, sorted by name. Other image files (pytorch-fid also
+/* The PNG files of dir, sorted by name, leaving out SLD maps (*.map.png,
+ * logged). Other image files (pytorch-fid also
  * reads JPEG, BMP, ...) are an error: skipping them would change the FID. */
 static sld_status list_pngs(const char *dir, name_list *out, sld_error *err)
 {
@@ -66,7 +67,7 @@ static sld_status list_pngs(const char *dir, name_list *out, sld_error *err)
     static const char *const other[] = {".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif",
                                         ".tiff", ".webp", ".gif"};
     sld_status st = SLD_OK;
-    long cap = 0;
+    long cap = 0, n_maps = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
@@ -81,6 +82,10 @@ static sld_status list_pngs(const char *dir, name_list *out, sld_error *err)
             }
         if (!has_ext(e->d_name, ".png"))
             continue;
+        if (has_ext(e->d_name, ".map.png")) { /* SLD maps beside i2p images (--sld-maps) */
+            n_maps++;
+            continue;
+        }
         if (out->n == cap) {
             cap = cap ? 2 * cap : 256;
             char **p = cap <= MAX_IMAGES ? sld_realloc(out->names, (size_t)cap * sizeof *p) : NULL;
@@ -96,6 +101,9 @@ static sld_status list_pngs(const char *dir, name_list *out, sld_error *err)
         }
         out->n++;
     }
+    if (n_maps)
+        sld_log(SLD_LOG_WARN, "%s: left out %ld SLD map%s (*.map.png, written by i2p generate "
+                "--sld-maps): they are not images of the study", dir, n_maps, n_maps > 1 ? "s" : "");
     if (!out->n) {
         st = sld_err(err, SLD_ERR_INVALID_ARG, "%s: no PNG images in this folder", dir);
         goto done;
