@@ -1676,7 +1676,7 @@ sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_ge
         st = log_path ? sld_jsonl_open(&g.log, log_path, err)
                       : sld_err(err, SLD_ERR_NOMEM, "out of memory");
     }
-    if (!st && todo > 0 && done_before > 0)
+    if (!st && todo > 0 && gs.old) /* the folder's manifest came before this command */
         maps_note(o, gs.old);
     if (!st && todo > 0)
         sld_log(SLD_LOG_INFO, "i2p generate: %d rows x %d configs x %d images: %ld to make, "

@@ -530,9 +530,9 @@ static int eval_record(const cJSON *obj, int line, void *user)
     if (s->st) {
         sld_free(x.file);
         sld_free(x.map);
-    }
-    else
+    } else {
         r->cov[c].evaluated++;
+    }
     return s->st != SLD_OK;
 }
 
