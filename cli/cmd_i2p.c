@@ -45,6 +45,8 @@ static const char *USAGE_GEN =
     "  --precision fp32|bf16|auto  --prediction epsilon|v  --config DIR   model options\n"
     "  --sld-guidance-scale F --sld-warmup-steps N --sld-threshold F\n"
     "  --sld-momentum-scale F --sld-mom-beta F   override the presets' values\n"
+    "  --sld-maps               also write each image's SLD map, images/CONFIG/ROW_K.map.png\n"
+    "                           (an output option: a run may be resumed with or without it)\n"
     "  --threads N  --quiet\n"
     "A run folder keeps a manifest.json of all of these; rerunning on it continues only when\n"
     "they match (adding configs is allowed). docs/I2P.md.\n";
@@ -201,6 +203,10 @@ static int cmd_generate_i2p(int argc, char **argv)
         }
         if (!strcmp(a, "--karras")) {
             o.gen.karras = 1;
+            continue;
+        }
+        if (!strcmp(a, "--sld-maps")) {
+            o.sld_maps = 1;
             continue;
         }
         if (!strcmp(a, "--dry-run")) {

@@ -576,6 +576,11 @@ typedef struct {
     const char *config_file;
     int cfg_from_csv;         /* CFG = each row's sd_guidance_scale */
     int size_from_csv;        /* size = each row's sd_image_width/height */
+    /* Also write each image's SLD map (sld_safety_map_render of its
+     * safety_map, own maximum) as images/<config>/<row>_<k>.map.png and name
+     * it in the record ("map"). An output option: the manifest notes it
+     * ("outputs") but a resumed run may turn it on or off (docs/I2P.md). */
+    int sld_maps;
     /* The model that generates: its identity, architecture, prediction and
      * precision go into the run manifest. sld_i2p_generate fills it from the
      * context; NULL elsewhere records only model_label. */

@@ -1134,6 +1134,139 @@ static void test_e2e_tiny_models(void)
     sld_model_close(m);
 }
 
+
+/* Per-record checks of a maps run: [0] records, [1] with a "map" that is
+ * images/CFG/ROW_K.map.png and a valid 64x64 PNG, [2] "sd" maps that are
+ * blank (all black, "SLD map max: 0"), [3] "max" maps that are not (several
+ * colours, max > 0), [4] records without "map". */
+static int check_map_record(const cJSON *obj, int line, void *user)
+{
+    (void)line;
+    const char *dir = ((const char **)user)[0];
+    int *n = (int *)((void **)user)[1];
+    n[0]++;
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(obj, "map");
+    const char *cfg = cJSON_GetObjectItemCaseSensitive(obj, "config")->valuestring;
+    int row = cJSON_GetObjectItemCaseSensitive(obj, "row")->valueint;
+    int k = cJSON_GetObjectItemCaseSensitive(obj, "image")->valueint;
+    if (!map) {
+        n[4]++;
+        return 0;
+    }
+    char want[200], path[800];
+    snprintf(want, sizeof want, "images/%s/%d_%d.map.png", cfg, row, k);
+    snprintf(path, sizeof path, "%s/%s", dir, want);
+    uint8_t *px = NULL;
+    int w = 0, h = 0;
+    if (!cJSON_IsString(map) || strcmp(map->valuestring, want) ||
+        sld_png_read(path, &px, &w, &h, NULL) || w != 64 || h != 64) {
+        sld_free(px);
+        return 0;
+    }
+    n[1]++;
+    int black = 1, uniform = 1;
+    for (int i = 0; i < w * h * 3; i++) {
+        black &= px[i] == 0;
+        uniform &= px[i] == px[i % 3];
+    }
+    sld_free(px);
+    char *text = NULL;
+    double mx = -1;
+    if (!sld_png_read_text(path, "parameters", &text, NULL) && text && strstr(text, "SLD map max: "))
+        mx = atof(strstr(text, "SLD map max: ") + 13);
+    sld_free(text);
+    if (!strcmp(cfg, "sd"))
+        n[2] += black && mx == 0;
+    else
+        n[3] += !uniform && mx > 0;
+    return 0;
+}
+
+/* i2p generate --sld-maps on tiny-sd1: a map beside every image, recorded
+ * in its record; blank for "sd" (SLD off), not for "max". Maps are an output
+ * option: a run made without them resumes with them (new images get maps,
+ * a warning says the old ones have none) and the other way round. */
+static void test_sld_maps_tiny(void)
+{
+    sld_error err;
+    sld_model *m;
+    sld_ctx *c;
+    if (sld_model_open(&m, fixture("models/tiny-sd1"), NULL, &err) ||
+        sld_ctx_new(&c, m, 1, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    char csv[512], a[512], b[512];
+    snprintf(csv, sizeof csv, "%s", tpath("maps.csv"));
+    snprintf(a, sizeof a, "%s", tpath("maps_on"));
+    snprintf(b, sizeof b, "%s", tpath("maps_later"));
+    write_file(csv, "prompt,categories,sd_seed\na knight with a sword,violence,42\n"
+                    "a dog,hate,7\n");
+    sld_i2p_gen_opts o;
+    sld_i2p_gen_opts_default(&o);
+    o.prompts = csv;
+    o.configs = "sd,max";
+    o.n_images = 2;
+    o.batch = 2;
+    o.gen.width = o.gen.height = 64;
+    o.gen.steps = 2;
+    o.model_label = "tiny-sd1";
+    o.out_dir = a;
+    o.sld_maps = 1;
+    CHECK_MSG(sld_i2p_generate(c, &o, &err) == SLD_OK, "%s", err.msg);
+    int n[5] = {0};
+    void *u[2] = {a, n};
+    CHECK(sld_i2p_logs_read(a, "generate", check_map_record, u, &err) == SLD_OK);
+    CHECK_MSG(n[0] == 8 && n[1] == 8 && n[2] == 4 && n[3] == 4 && n[4] == 0,
+              "%d %d %d %d %d", n[0], n[1], n[2], n[3], n[4]);
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/manifest.json", a);
+    char *text = NULL;
+    CHECK(sld_file_read(mp, 1 << 20, &text, NULL, &err) == SLD_OK && text &&
+          strstr(text, "\"outputs\"") && strstr(text, "\"sld_maps\":\ttrue"));
+    sld_free(text);
+    /* Started without maps and stopped after row 0, resumed with them. */
+    o.out_dir = b;
+    o.sld_maps = 0;
+    o.progress = stop_cb;
+    stop_after = 4;
+    CHECK(sld_i2p_generate(c, &o, &err) == SLD_ERR_CANCELLED);
+    stop_after = 0;
+    o.progress = NULL;
+    o.sld_maps = 1;
+    g_log[0] = 0;
+    sld_log_set(capture_log, NULL);
+    CHECK_MSG(sld_i2p_generate(c, &o, &err) == SLD_OK, "%s", err.msg);
+    sld_log_set(NULL, NULL);
+    CHECK_MSG(strstr(g_log, "started without --sld-maps: the images made before keep no map"),
+              "%s", g_log);
+    memset(n, 0, sizeof n);
+    u[0] = b;
+    CHECK(sld_i2p_logs_read(b, "generate", check_map_record, u, &err) == SLD_OK);
+    CHECK_MSG(n[0] == 8 && n[1] == 4 && n[2] == 2 && n[3] == 2 && n[4] == 4,
+              "%d %d %d %d %d", n[0], n[1], n[2], n[3], n[4]);
+    /* and a maps run resumed without them (one more image per prompt) */
+    o.out_dir = a;
+    o.sld_maps = 0;
+    o.n_images = 3;
+    g_log[0] = 0;
+    sld_log_set(capture_log, NULL);
+    /* more images per prompt is a different setting: refused, nothing written */
+    CHECK(sld_i2p_generate(c, &o, &err) == SLD_ERR_INVALID_ARG);
+    o.n_images = 2;
+    o.configs = "sd,max,weak"; /* adding a config is allowed */
+    CHECK_MSG(sld_i2p_generate(c, &o, &err) == SLD_OK, "%s", err.msg);
+    sld_log_set(NULL, NULL);
+    CHECK_MSG(strstr(g_log, "started with --sld-maps: the images made now get no map"), "%s",
+              g_log);
+    memset(n, 0, sizeof n);
+    u[0] = a;
+    CHECK(sld_i2p_logs_read(a, "generate", check_map_record, u, &err) == SLD_OK);
+    CHECK_MSG(n[0] == 12 && n[1] == 8 && n[4] == 4, "%d %d %d", n[0], n[1], n[4]);
+    sld_ctx_free(c);
+    sld_model_close(m);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sld_test_i2p_%ld", (long)getpid());
@@ -1150,6 +1283,7 @@ int main(void)
     RUN(test_csv_validation);
     RUN(test_eval_corrupt_and_manifest);
     RUN(test_e2e_tiny_models);
+    RUN(test_sld_maps_tiny);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)

@@ -326,6 +326,13 @@ static void test_bad_input(void)
     CHECK(run_sld("metrics features --inception %s --images %s -o %s", w ? w : "x",
                   tmp("empty"), tmp("x.safetensors")) == 1);
     CHECK(err_has("no PNG or JPEG images", NULL));
+    /* SLD maps beside study images (i2p generate --sld-maps) are not images */
+    mkdir(tmp("maps"), 0700);
+    snprintf(cmd, sizeof cmd, "touch %s/0_0.map.png", tmp("maps"));
+    CHECK(system(cmd) == 0);
+    CHECK(run_sld("metrics features --inception %s --images %s -o %s", w ? w : "x",
+                  tmp("maps"), tmp("x.safetensors")) == 1);
+    CHECK(err_has("left out 1 SLD map (*.map.png", "no PNG or JPEG images"));
     /* a folder with a BMP (pytorch-fid would read it: refused, not skipped) */
     mkdir(tmp("bmp"), 0700);
     snprintf(cmd, sizeof cmd, "touch %s/a.bmp", tmp("bmp"));

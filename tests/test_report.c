@@ -60,10 +60,14 @@ static void run_open(run *r, const char *name, const char *manifest)
     }
 }
 
+static int g_maps; /* run_image: give "medium" images an SLD map */
+
 /* One image: generated, and evaluated unless evaluated == 0. q16 and nude
- * give the label (inappropriate = q16 || nude). */
-static void run_image(run *r, const char *cfg, int row, int k, const char *prompt,
-                      const char *cats_json, int q16, int nude, int evaluated)
+ * give the label (inappropriate = q16 || nude); gen_extra (",\"k\":v...")
+ * is added to the generate record. */
+static void run_image_ex(run *r, const char *cfg, int row, int k, const char *prompt,
+                         const char *cats_json, int q16, int nude, int evaluated,
+                         const char *gen_extra)
 {
     char rel[200], p[900];
     snprintf(p, sizeof p, "%s/images/%s", r->dir, cfg);
@@ -76,9 +80,18 @@ static void run_image(run *r, const char *cfg, int row, int k, const char *promp
     sld_error err;
     if (sld_png_write(p, px, 8, 8, NULL, &err))
         printf("  %s\n", err.msg);
+    char map[240] = "";
+    if (g_maps && !strcmp(cfg, "medium")) {
+        snprintf(map, sizeof map, ",\"map\":\"images/%s/%d_%d.map.png\"", cfg, row, k);
+        snprintf(p, sizeof p, "%s/images/%s/%d_%d.map.png", r->dir, cfg, row, k);
+        for (int i = 0; i < 8 * 8 * 3; i++)
+            px[i] = (uint8_t)(i % 3 == 0 ? 250 : 20);
+        if (sld_png_write(p, px, 8, 8, NULL, &err))
+            printf("  %s\n", err.msg);
+    }
     fprintf(r->gen, "{\"row\":%d,\"prompt\":\"%s\",\"categories\":%s,\"config\":\"%s\","
-                    "\"image\":%d,\"file\":\"%s\"}\n",
-            row, prompt, cats_json, cfg, k, rel);
+                    "\"image\":%d,\"file\":\"%s\"%s%s}\n",
+            row, prompt, cats_json, cfg, k, rel, map, gen_extra ? gen_extra : "");
     if (evaluated)
         fprintf(r->ev,
                 "{\"row\":%d,\"prompt\":\"%s\",\"categories\":%s,\"config\":\"%s\",\"image\":%d,"
@@ -88,6 +101,12 @@ static void run_image(run *r, const char *cfg, int row, int k, const char *promp
                 "\"inappropriate\":%d}\n",
                 row, prompt, cats_json, cfg, k, rel, q16, nude ? "0.8" : "0.3",
                 nude ? "true" : "false", q16 || nude);
+}
+
+static void run_image(run *r, const char *cfg, int row, int k, const char *prompt,
+                      const char *cats_json, int q16, int nude, int evaluated)
+{
+    run_image_ex(r, cfg, row, k, prompt, cats_json, q16, nude, evaluated, NULL);
 }
 
 static void run_close(run *r)
@@ -512,6 +531,161 @@ static void test_cli_outputs(void)
     CHECK(run_cmd(cmd) == 1);
 }
 
+
+/* numpy.percentile (linear) of v[n], sorting a copy. */
+static double np_percentile(const double *v, int n, double q)
+{
+    double w[16];
+    for (int i = 0; i < n; i++)
+        w[i] = v[i];
+    for (int i = 1; i < n; i++) /* insertion sort */
+        for (int j = i; j > 0 && w[j - 1] > w[j]; j--) {
+            double t = w[j];
+            w[j] = w[j - 1];
+            w[j - 1] = t;
+        }
+    double h = (n - 1) * q;
+    int lo = (int)h;
+    return lo + 1 < n ? w[lo] + (h - lo) * (w[lo + 1] - w[lo]) : w[n - 1];
+}
+
+static const char *str_or_empty(const cJSON *x)
+{
+    return cJSON_IsString(x) ? x->valuestring : "";
+}
+
+/* Checks one {"mean","median","q1","q3"} object against v[n]. */
+static void check_dist(const cJSON *d, const double *v, int n, const char *what)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += v[i];
+    const char *k[4] = {"mean", "q1", "median", "q3"};
+    double want[4] = {sum / n, np_percentile(v, n, 0.25), np_percentile(v, n, 0.5),
+                      np_percentile(v, n, 0.75)};
+    for (int i = 0; i < 4; i++) {
+        const cJSON *x = cJSON_GetObjectItem(d, k[i]);
+        CHECK_MSG(cJSON_IsNumber(x) && fabs(x->valuedouble - want[i]) < 1e-12,
+                  "%s %s: got %g, want %g", what, k[i], x ? x->valuedouble : NAN, want[i]);
+    }
+}
+
+/* SLD activity by label: "medium" images with known steered_share and
+ * mean_scale (distributions recomputed here per category and label), "sd"
+ * without SLD (n/a), "old" from before sld_activity (not recorded), "strong"
+ * with one record lacking it (left out and counted). */
+static void test_sld_activity_by_label(void)
+{
+    run r;
+    run_open(&r, "activity", NULL);
+    const char *pr[3] = {"p0", "p1", "p2"};
+    const char *cats[3] = {"[\"hate\"]", "[\"hate\",\"sexual\"]", "[\"sexual\"]"};
+    /* medium [row][k]: label, steered share, mean scale */
+    int lab[3][2] = {{1, 0}, {1, 0}, {0, 0}};
+    double share[3][2] = {{0.50, 0.10}, {0.70, 0.05}, {0.20, 0.0}};
+    double scale[3][2] = {{0.90, 0.40}, {0.95, 0.30}, {0.60, 0.0}};
+    char extra[400];
+    for (int row = 0; row < 3; row++)
+        for (int k = 0; k < 2; k++) {
+            snprintf(extra, sizeof extra,
+                     ",\"cfg\":7.5,\"sld\":{\"guidance_scale\":1000},\"sld_activity\":"
+                     "{\"steered_share\":%.17g,\"peak_share\":0.9,\"peak_step\":12,"
+                     "\"steps_steered\":30,\"mean_scale\":%.17g,\"safety_total\":5}",
+                     share[row][k], scale[row][k]);
+            run_image_ex(&r, "medium", row, k, pr[row], cats[row], lab[row][k], 0, 1, extra);
+            run_image_ex(&r, "sd", row, k, pr[row], cats[row], 1, 0, 1,
+                         ",\"cfg\":7.5,\"sld\":{\"guidance_scale\":0},\"sld_activity\":"
+                         "{\"steered_share\":0,\"peak_share\":0,\"peak_step\":-1,"
+                         "\"steps_steered\":0,\"mean_scale\":0,\"safety_total\":0}");
+            run_image(&r, "old", row, k, pr[row], cats[row], k, 0, 1);
+            snprintf(extra, sizeof extra,
+                     ",\"cfg\":7.5,\"sld\":{\"guidance_scale\":2000},\"sld_activity\":"
+                     "{\"steered_share\":%g,\"mean_scale\":0.5}",
+                     0.1 * (row + 1));
+            run_image_ex(&r, "strong", row, k, pr[row], cats[row], 0, 0, 1,
+                         row == 2 && k == 1 ? ",\"cfg\":7.5,\"sld\":{\"guidance_scale\":2000},"
+                                              "\"sld_activity\":null"
+                                            : extra);
+        }
+    run_close(&r);
+    sld_error err;
+    sld_i2p_report *rep;
+    CHECK_MSG(sld_i2p_report_from_run(&rep, r.dir, &err) == SLD_OK, "%s", err.msg);
+    if (!rep)
+        return;
+    char *js = sld_i2p_report_json(rep), *md = sld_i2p_report_markdown(rep),
+         *html = sld_i2p_report_html(rep);
+    sld_i2p_report_free(rep);
+    cJSON *j = js ? cJSON_Parse(js) : NULL;
+    const cJSON *act = cJSON_GetObjectItem(j, "sld_activity");
+    CHECK(cJSON_IsObject(act));
+    const cJSON *med = cJSON_GetObjectItem(act, "medium");
+    CHECK(!strcmp(str_or_empty(cJSON_GetObjectItem(med, "status")), "ok"));
+    CHECK(cJSON_GetObjectItem(med, "images_without_activity")->valuedouble == 0);
+    const char *cat_names[3] = {"all", "hate", "sexual"};
+    for (int c = 0; c < 3; c++)
+        for (int u = 0; u < 2; u++) {
+            double vs[6], vc[6];
+            int n = 0;
+            for (int row = 0; row < 3; row++)
+                for (int k = 0; k < 2; k++) {
+                    int in = c == 0 || (c == 1 && row <= 1) || (c == 2 && row >= 1);
+                    if (in && lab[row][k] == u) {
+                        vs[n] = share[row][k];
+                        vc[n++] = scale[row][k];
+                    }
+                }
+            const cJSON *g = cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(med, "categories"), cat_names[c]),
+                u ? "inappropriate" : "appropriate");
+            char what[64];
+            snprintf(what, sizeof what, "%s/%s", cat_names[c], u ? "inappropriate" : "appropriate");
+            CHECK_MSG(cJSON_GetObjectItem(g, "images") &&
+                          cJSON_GetObjectItem(g, "images")->valueint == n,
+                      "%s: images", what);
+            check_dist(cJSON_GetObjectItem(g, "steered_share"), vs, n, what);
+            check_dist(cJSON_GetObjectItem(g, "mean_scale"), vc, n, what);
+        }
+    /* by hand for one cell: all/appropriate shares {.1, .05, .2, 0}: mean .0875,
+     * Q1 .0375, median .075, Q3 .125 */
+    const cJSON *aa = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(med, "categories"), "all"), "appropriate"), "steered_share");
+    CHECK_NEAR(cJSON_GetObjectItem(aa, "median")->valuedouble, 0.075, 1e-12);
+    CHECK_NEAR(cJSON_GetObjectItem(aa, "q1")->valuedouble, 0.0375, 1e-12);
+    const cJSON *sd = cJSON_GetObjectItem(act, "sd"), *old = cJSON_GetObjectItem(act, "old");
+    const cJSON *strong = cJSON_GetObjectItem(act, "strong");
+    CHECK(!strcmp(str_or_empty(cJSON_GetObjectItem(sd, "status")), "sld_off") &&
+          !cJSON_GetObjectItem(sd, "categories"));
+    CHECK(!strcmp(str_or_empty(cJSON_GetObjectItem(old, "status")),
+                  "not_recorded") &&
+          !cJSON_GetObjectItem(old, "categories"));
+    CHECK(!strcmp(str_or_empty(cJSON_GetObjectItem(strong, "status")), "ok") &&
+          cJSON_GetObjectItem(strong, "images_without_activity")->valuedouble == 1);
+    /* strong, all, appropriate: 5 images .1 .1 .2 .2 .3 */
+    const cJSON *sa = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(strong, "categories"), "all"), "appropriate"), "steered_share");
+    CHECK_NEAR(cJSON_GetObjectItem(sa, "mean")->valuedouble, 0.18, 1e-12);
+    CHECK_NEAR(cJSON_GetObjectItem(sa, "median")->valuedouble, 0.2, 1e-12);
+    cJSON_Delete(j);
+    CHECK_MSG(md && strstr(md, "## SLD activity by label") &&
+                  strstr(md, "| medium | all | appropriate | 4 | 0.088 | 0.075 | 0.038-0.125 | "
+                             "0.325 | 0.350 | 0.225-0.450 |") &&
+                  strstr(md, "| medium | sexual | inappropriate | 1 | 0.700 | 0.700 | "
+                             "0.700-0.700 | 0.950 | 0.950 | 0.950-0.950 |") &&
+                  strstr(md, "| sd | n/a: SLD is off in this config |") &&
+                  strstr(md, "| old | not recorded: the generate records carry no sld_activity") &&
+                  strstr(md, "Config strong: 1 labelled images have no sld_activity"),
+              "%s", md ? strstr(md, "## SLD activity") : "(null)");
+    CHECK(md && !strstr(md, "| old | all |") && !strstr(md, "| sd | all |"));
+    CHECK(html && strstr(html, "<h2>SLD activity by label</h2>") &&
+          strstr(html, "<tr><td>medium</td><td>hate</td><td>inappropriate</td><td>2</td><td>"
+                       "0.600</td><td>0.600</td><td>0.550-0.650</td>") &&
+          strstr(html, "n/a: SLD is off in this config"));
+    free(js);
+    free(md);
+    free(html);
+}
+
 static const char *find_chromium(void)
 {
     static const char *const cands[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser",
@@ -533,7 +707,9 @@ static void test_html_in_chromium(void)
         return;
     }
     run r;
+    g_maps = 1; /* medium images carry an SLD map */
     small_study(&r, "web", "{\"model_hash\":\"abc\",\"steps\":50}");
+    g_maps = 0;
     run_close(&r);
     sld_error err;
     sld_i2p_report *rep;
@@ -556,7 +732,10 @@ static void test_html_in_chromium(void)
     char *t;
     size_t n;
     CHECK(sld_file_read(tpath("pages/linked.html"), 1 << 22, &t, &n, &err) == SLD_OK &&
-          strstr(t, "src=\"../web/images/medium/0_0.png\""));
+          strstr(t, "src=\"../web/images/medium/0_0.png\"") &&
+          strstr(t, "<img class=\"blur map\" alt=\"SLD map: medium\" title=\"click to reveal\" "
+                    "src=\"../web/images/medium/0_0.map.png\">") &&
+          !strstr(t, "sd/0_0.map.png"));
     sld_free(t);
     const char *pages[2] = {"pages/linked.html", "pages/embedded.html"};
     for (int i = 0; i < 2; i++) {
@@ -575,6 +754,9 @@ static void test_html_in_chromium(void)
         const char *want = "gallery_images=4 blurred=4 loaded=4 click_reveals=1 charts=2";
         CHECK_MSG(strstr(t, want) != NULL, "%s: %s", pages[i],
                   strstr(t, "gallery_images=") ? strstr(t, "gallery_images=") : "no self-test");
+        /* the two medium images have their maps beside them, blurred, revealed with them */
+        CHECK_MSG(strstr(t, "maps=2 maps_blurred=2 maps_loaded=2 map_reveals_with_image=1") != NULL,
+                  "%s", strstr(t, "maps=") ? strstr(t, "maps=") : "no maps");
         const char *bars = strstr(t, "bars=");
         CHECK(bars && atoi(bars + 5) >= 6);
         sld_free(t);
@@ -614,6 +796,7 @@ int main(void)
     RUN(test_merge_and_compare);
     RUN(test_escaping);
     RUN(test_cli_outputs);
+    RUN(test_sld_activity_by_label);
     RUN(test_html_in_chromium);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);

@@ -5,6 +5,7 @@
  * it, API keys (401), bad bodies and the fuzz seeds never hurt the server,
  * 200 requests from 8 clients finish or are refused cleanly with RSS flat;
  * plus the request parser's policy rules directly. Tiny model, 64x64. */
+#include "io/png.h"
 #include "serve/serve.h"
 #include "test.h"
 
@@ -188,6 +189,76 @@ static sld_server *start_default(void)
 /* txt2img must give the bytes `sld generate` writes for the same settings:
  * the binary when it is built, and the library path it uses (sld_generate,
  * sld_gen_params_text, sld_png_write) always. */
+/* info.sld_activity of a reply equals the library's summary of the same
+ * generation; "sld_map": true adds sld_maps, the library's map rendered
+ * (black for SLD off), and leaves the image as it was. */
+static void check_activity_and_map(int port, const char *body, const cJSON *info,
+                                   const cJSON *j, const sld_gen_result *res, const char *safety)
+{
+    const cJSON *acts = cJSON_GetObjectItem(info, "sld_activity");
+    const cJSON *a = cJSON_GetArrayItem(acts, 0);
+    CHECK(cJSON_GetArraySize(acts) == 1 && cJSON_IsObject(a) && res->summary);
+    if (!res->summary || !a)
+        return;
+    const sld_safety_summary *sm = &res->summary[0];
+    CHECK_MSG(fabs(json_num(a, "steered_share") - sm->steered_share) < 1e-12 &&
+                  fabs(json_num(a, "mean_scale") - sm->mean_scale) < 1e-12 &&
+                  fabs(json_num(a, "safety_total") - sm->safety_total) < 1e-9 &&
+                  json_num(a, "peak_step") == sm->peak_step &&
+                  json_num(a, "steps_steered") == sm->steps_steered,
+              "%s: steered_share %g vs %g", safety, json_num(a, "steered_share"),
+              sm->steered_share);
+    if (!strcmp(safety, "off"))
+        CHECK(json_num(a, "steered_share") == 0 && json_num(a, "peak_step") == -1);
+    else
+        CHECK(json_num(a, "steered_share") > 0);
+    CHECK(!cJSON_GetObjectItem(j, "sld_maps")); /* only when asked */
+
+    char with_map[600];
+    snprintf(with_map, sizeof with_map, "%.*s,\"sld_map\":true}", (int)strlen(body) - 1, body);
+    reply r = http(port, "POST", "/sdapi/v1/txt2img", with_map, NULL, 0);
+    CHECK_MSG(r.status == 200, "status %ld: %s", r.status, r.body);
+    cJSON *j2 = reply_json(&r);
+    const cJSON *maps = cJSON_GetObjectItem(j2, "sld_maps");
+    const cJSON *img1 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "images"), 0);
+    const cJSON *img2 = cJSON_GetArrayItem(cJSON_GetObjectItem(j2, "images"), 0);
+    CHECK(img1 && img2 && !strcmp(img1->valuestring, img2->valuestring));
+    CHECK(cJSON_GetArraySize(maps) == 1);
+    size_t n = 0;
+    uint8_t *png = cJSON_GetArraySize(maps) == 1
+                       ? unbase64(cJSON_GetArrayItem(maps, 0)->valuestring, &n)
+                       : NULL;
+    char path[600];
+    snprintf(path, sizeof path, "%s/map-%s.png", g_tmp, safety);
+    FILE *f = fopen(path, "wb");
+    if (f && png) {
+        fwrite(png, 1, n, f);
+        fclose(f);
+    } else if (f) {
+        fclose(f);
+    }
+    free(png);
+    uint8_t *px = NULL, *want = malloc((size_t)64 * 64 * 3);
+    int w = 0, h = 0;
+    sld_error err;
+    CHECK(sld_png_read(path, &px, &w, &h, &err) == SLD_OK && w == 64 && h == 64);
+    CHECK(want && sld_safety_map_render(res->safety_map, 8, 8, 0, NULL, 64, 64, want, &err) ==
+                      SLD_OK);
+    CHECK_MSG(px && want && !memcmp(px, want, (size_t)64 * 64 * 3), "%s: map pixels", safety);
+    int black = 1;
+    for (int i = 0; px && i < 64 * 64 * 3; i++)
+        black &= px[i] == 0;
+    CHECK(black == !strcmp(safety, "off"));
+    char *text = NULL;
+    CHECK(sld_png_read_text(path, "parameters", &text, &err) == SLD_OK && text &&
+          strstr(text, "SLD map max: "));
+    sld_free(text);
+    sld_free(px);
+    free(want);
+    cJSON_Delete(j2);
+    free(r.body);
+}
+
 static void check_same_as_generate(int port, const char *safety)
 {
     char body[512];
@@ -228,6 +299,7 @@ static void check_same_as_generate(int port, const char *safety)
     char *text = sld_gen_params_text(&p, g_model, 42);
     CHECK(sld_png_write(path, res.pixels, res.width, res.height, text, &err) == SLD_OK);
     free(text);
+    check_activity_and_map(port, body, info, j, &res, safety);
     sld_gen_result_free(&res);
     sld_ctx_free(c);
     size_t n2 = 0;
@@ -310,7 +382,7 @@ static void test_txt2img_equals_generate(void)
     CHECK(r.status == 200 && strstr(r.body, "sd_model_checkpoint"));
     free(r.body);
     r = http(port, "GET", "/metrics", NULL, NULL, 0);
-    CHECK(r.status == 200 && strstr(r.body, "sld_images_total 6\n") &&
+    CHECK(r.status == 200 && strstr(r.body, "sld_images_total 8\n") &&
           strstr(r.body, "sld_queue_length 0"));
     free(r.body);
     r = http(port, "GET", "/", NULL, NULL, 0);
@@ -564,6 +636,7 @@ static void test_bad_bodies(void)
         "{\"prompt\":\"\\ud800\"}", "{\"prompt\":\"\xff\xfe\"}", "{\"send_images\":1}",
         "{\"sld_mom_beta\":2}", "{\"prompt\":\"a\"} trailing", "{\"a\":[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]}",
         "{\"prompt\":\"x\",\"scheduler\":\"Karras\",\"sampler_name\":\"Euler\"}",
+        "{\"prompt\":\"x\",\"sld_map\":\"yes\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         reply r = http(port, "POST", "/sdapi/v1/txt2img", bad[i], NULL, 0);

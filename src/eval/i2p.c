@@ -1351,7 +1351,8 @@ static int add_activity(cJSON *r, const sld_safety_summary *a)
  * did (act: NULL when the generator gave no telemetry). */
 static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p,
                          const sld_i2p_config *cfg, int image, const sld_gen_params *gp,
-                         uint32_t seed, const char *file, const sld_safety_summary *act)
+                         uint32_t seed, const char *file, const char *map,
+                         const sld_safety_summary *act)
 {
     cJSON *r = cJSON_CreateObject();
     if (!r)
@@ -1380,6 +1381,7 @@ static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p,
          (cfg->negative ? cJSON_AddStringToObject(r, "negative_prompt", cfg->negative) != NULL
                         : cJSON_AddNullToObject(r, "negative_prompt") != NULL) &&
          cJSON_AddStringToObject(r, "file", file) &&
+         (!map || cJSON_AddStringToObject(r, "map", map)) &&
          cJSON_AddStringToObject(r, "model", o->model_label ? o->model_label : "") &&
          add_activity(r, act);
     if (ok && o->model)
@@ -1413,6 +1415,37 @@ static char *png_parameters(const sld_i2p_gen_opts *o, const sld_gen_params *gp,
         x.model_name = name;
     }
     return sld_gen_params_text_ex(gp, o->model, seed, &x);
+}
+
+/* Writes image i's SLD map (docs/TELEMETRY.md, "Maps": the sum over the
+ * loop of the applied safety term's norm, scaled by its own maximum) to
+ * RUN_DIR/rel, with the image's parameters and the scale in its text. */
+static sld_status write_map(const char *out_dir, const char *rel, const sld_gen_result *res,
+                            int i, const char *params, sld_error *err)
+{
+    const int mw = res->width / 8, mh = res->height / 8;
+    const float *map = res->safety_map + (size_t)i * (size_t)mw * mh;
+    float vmax = 0;
+    for (size_t k = 0; k < (size_t)mw * mh; k++)
+        vmax = map[k] > vmax ? map[k] : vmax;
+    size_t tl = strlen(params) + 160;
+    uint8_t *rgb = sld_malloc((size_t)res->width * res->height * 3);
+    char *text = sld_malloc(tl);
+    char *path = sld_path_join(out_dir, rel);
+    sld_status st = SLD_OK;
+    if (!rgb || !text || !path) {
+        st = sld_err(err, SLD_ERR_NOMEM, "i2p generate: out of memory");
+    } else {
+        snprintf(text, tl, "%s, SLD map: sum over steps of the applied safety term's norm, "
+                 "SLD map max: %g", params, (double)vmax);
+        st = sld_safety_map_render(map, mw, mh, 0, NULL, res->width, res->height, rgb, err);
+        if (!st)
+            st = sld_png_write(path, rgb, res->width, res->height, text, err);
+    }
+    sld_free(rgb);
+    sld_free(text);
+    sld_free(path);
+    return st;
 }
 
 typedef struct {
@@ -1494,17 +1527,23 @@ static sld_status gen_row_config(gen_run *g, const sld_i2p_prompt *p, const sld_
             int k = k0 + i;
             if (sld_i2p_keyset_has(g->done, image_key(key, sizeof key, config, p->row, k)))
                 continue;
-            char rel[256];
+            char rel[256], map_rel[256];
             snprintf(rel, sizeof rel, "images/%s/%d_%d.png", config, p->row, k);
+            snprintf(map_rel, sizeof map_rel, "images/%s/%d_%d.map.png", config, p->row, k);
+            /* a generator without telemetry gives no map to write */
+            const int with_map = o->sld_maps && res.safety_map;
             char *path = sld_path_join(o->out_dir, rel);
             char *params = png_parameters(o, &gp, seed, config, p->row, k);
-            cJSON *rec = gen_record(o, p, cfg, k, &gp, seed, rel,
+            cJSON *rec = gen_record(o, p, cfg, k, &gp, seed, rel, with_map ? map_rel : NULL,
                                     res.summary ? &res.summary[i] : NULL);
             if (!path || !params || !rec) {
                 st = sld_err(err, SLD_ERR_NOMEM, "i2p generate: out of memory");
             } else {
                 const uint8_t *px = res.pixels + (size_t)i * (size_t)gp.width * gp.height * 3;
                 st = sld_png_write(path, px, gp.width, gp.height, params, err);
+                /* the map before the record: a record names only files that exist */
+                if (!st && with_map)
+                    st = write_map(o->out_dir, map_rel, &res, i, params, err);
                 if (!st)
                     st = sld_jsonl_append(g->log, rec, err);
                 if (!st && sld_i2p_keyset_add(g->done, key) < 0)
@@ -1584,6 +1623,22 @@ static sld_status manifest_commit(const sld_i2p_gen_opts *o, gen_state *g, sld_e
     return st;
 }
 
+/* --sld-maps is an output option, so a run may be resumed with it turned on
+ * or off; say what that leaves (maps of the images made before cannot be
+ * made without making the images again). */
+static void maps_note(const sld_i2p_gen_opts *o, const cJSON *old)
+{
+    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(old, "outputs");
+    int had = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(outs, "sld_maps"));
+    if (o->sld_maps && !had)
+        sld_log(SLD_LOG_WARN, "%s: the run was started without --sld-maps: the images made "
+                "before keep no map, the ones made now get one (for a map of every image, use a "
+                "new --out folder)", o->out_dir);
+    else if (!o->sld_maps && had)
+        sld_log(SLD_LOG_WARN, "%s: the run was started with --sld-maps: the images made now get "
+                "no map (pass --sld-maps to keep making them)", o->out_dir);
+}
+
 sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_gen_opts *o,
                                  sld_error *err)
 {
@@ -1622,6 +1677,8 @@ sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_ge
         st = log_path ? sld_jsonl_open(&g.log, log_path, err)
                       : sld_err(err, SLD_ERR_NOMEM, "out of memory");
     }
+    if (!st && todo > 0 && gs.old) /* the folder's manifest came before this command */
+        maps_note(o, gs.old);
     if (!st && todo > 0)
         sld_log(SLD_LOG_INFO, "i2p generate: %d rows x %d configs x %d images: %ld to make, "
                 "%ld already done", gs.set->n, gs.n_cfg, o->n_images, todo, done_before);

@@ -214,6 +214,9 @@ sld_status sld_i2p_manifest_build(const sld_i2p_gen_opts *o, const sld_i2p_set *
              cJSON_AddStringToObject(c, "safety_concept", cfg[i].concept) &&
              add_str_or_null(c, "negative_prompt", cfg[i].negative);
     }
+    /* output options: not part of what makes an image (never compared) */
+    cJSON *out_opts = ok ? cJSON_AddObjectToObject(r, "outputs") : NULL;
+    ok = ok && out_opts && cJSON_AddBoolToObject(out_opts, "sld_maps", o->sld_maps);
     cJSON *pl = ok ? cJSON_AddObjectToObject(r, "planned") : NULL;
     int rows = sld_i2p_set_rows_unsharded(set);
     ok = ok && pl && cJSON_AddNumberToObject(pl, "rows", rows) &&
@@ -234,7 +237,7 @@ sld_status sld_i2p_manifest_build(const sld_i2p_gen_opts *o, const sld_i2p_set *
 static const char *const SKIP[] = {"created",           "sld_version",   "model.path",
                                    "model.files",       "model.hash",    "model.config_dir",
                                    "prompts.file",      "prompts.rows",  "prompts.bad_rows",
-                                   "planned",           "configs"};
+                                   "planned",           "configs",       "outputs"};
 
 typedef struct {
     const char *label;

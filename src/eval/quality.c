@@ -65,8 +65,9 @@ static char *stem_of(const char *name)
 }
 
 /* The PNG and JPEG files of dir (.png, .jpg, .jpeg in any case), sorted by
- * name. Other image files (pytorch-fid also reads BMP, TIFF, WebP, ...) are
- * an error: skipping them would change the FID. */
+ * name, leaving out SLD maps (*.map.png, logged). Other image files
+ * (pytorch-fid also reads BMP, TIFF, WebP, ...) are an error: skipping them
+ * would change the FID. */
 static sld_status list_images(const char *dir, name_list *out, sld_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -77,7 +78,7 @@ static sld_status list_images(const char *dir, name_list *out, sld_error *err)
     static const char *const other[] = {".bmp", ".pgm", ".ppm", ".tif", ".tiff",
                                         ".webp", ".gif", ".jp2", ".heic", ".avif"};
     sld_status st = SLD_OK;
-    long cap = 0;
+    long cap = 0, n_maps = 0;
     char **stems = NULL;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -93,6 +94,10 @@ static sld_status list_images(const char *dir, name_list *out, sld_error *err)
             }
         if (!sld_image_name_ok(e->d_name))
             continue;
+        if (has_ext(e->d_name, ".map.png")) { /* SLD maps beside i2p images (--sld-maps) */
+            n_maps++;
+            continue;
+        }
         if (out->n == cap) {
             cap = cap ? 2 * cap : 256;
             char **p = cap <= MAX_IMAGES ? sld_realloc(out->names, (size_t)cap * sizeof *p) : NULL;
@@ -108,6 +113,9 @@ static sld_status list_images(const char *dir, name_list *out, sld_error *err)
         }
         out->n++;
     }
+    if (n_maps)
+        sld_log(SLD_LOG_WARN, "%s: left out %ld SLD map%s (*.map.png, written by i2p generate "
+                "--sld-maps): they are not images of the study", dir, n_maps, n_maps > 1 ? "s" : "");
     if (!out->n) {
         st = sld_err(err, SLD_ERR_INVALID_ARG, "%s: no PNG or JPEG images in this folder", dir);
         goto done;

@@ -219,8 +219,12 @@ void sld_i2p_report_free(sld_i2p_report *r)
     sld_free(r->run_labels);
     sld_free(r->manifests);
     sld_free(r->eval_manifests);
-    for (int i = 0; i < r->n_recs; i++)
+    for (int i = 0; i < r->n_recs; i++) {
         sld_free(r->recs[i].file);
+        sld_free(r->recs[i].map);
+    }
+    sld_free(r->act_cfg);
+    sld_free(r->act);
     sld_free(r->recs);
     if (r->fl)
         for (int i = 0; i < r->configs.n; i++)
@@ -329,15 +333,52 @@ static sld_status add_rec(sld_i2p_report *r, const rec *x, const char *prompt,
 
 /* ---- reading runs ------------------------------------------------------------ */
 
+/* What an image's generate record says about SLD (the first record of a key wins). */
+typedef struct {
+    signed char sld_on, has_act;
+    double share, scale;
+    char *map;
+    int run;
+} gen_info;
+
 typedef struct {
     sld_i2p_report *r;
     int run;
     strlist *keys; /* image keys seen so far (all runs) */
     int **idx;     /* eval: [keys->n] record index of each key */
+    gen_info **gi; /* generate: [keys->n]; eval: the generate scan's, read-only */
+    int *n_gi;     /* generate: entries of *gi filled (or zeroed) */
+    const strlist *gen_keys; /* eval: the generate scan's keys */
     const char *dir;
     sld_status st;
     sld_error *err;
 } scan;
+
+/* The SLD fields of a generate record: whether SLD ran (its "sld" and "cfg"),
+ * its "sld_activity" summary and its "map". Returns -1 when out of memory. */
+static int gen_info_read(const cJSON *obj, int run, gen_info *g)
+{
+    memset(g, 0, sizeof *g);
+    g->run = run;
+    const cJSON *sld = cJSON_GetObjectItemCaseSensitive(obj, "sld");
+    const cJSON *gs = cJSON_GetObjectItemCaseSensitive(sld, "guidance_scale");
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(obj, "cfg");
+    g->sld_on = cJSON_IsNumber(gs) && cJSON_IsNumber(cfg)
+                    ? (signed char)(gs->valuedouble > 1 && cfg->valuedouble > 1)
+                    : -1;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, "sld_activity");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(a, "steered_share");
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(a, "mean_scale");
+    if (cJSON_IsNumber(sh) && cJSON_IsNumber(sc)) {
+        g->has_act = 1;
+        g->share = sh->valuedouble;
+        g->scale = sc->valuedouble;
+    }
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(obj, "map");
+    if (cJSON_IsString(map) && map->valuestring[0] && !(g->map = sld_strdup(map->valuestring)))
+        return -1;
+    return 0;
+}
 
 static int gen_record(const cJSON *obj, int line, void *user)
 {
@@ -358,8 +399,18 @@ static int gen_record(const cJSON *obj, int line, void *user)
         s->st = sld_err(s->err, SLD_ERR_NOMEM, "i2p report: out of memory");
         return 1;
     }
-    if (k == before)
+    if (k == before) {
         s->r->cov[c].generated++;
+        gen_info *ng = sld_realloc(*s->gi, (size_t)s->keys->n * sizeof *ng);
+        if (ng) {
+            *s->gi = ng;
+            *s->n_gi = k + 1;
+        }
+        if (!ng || gen_info_read(obj, s->run, &ng[k]) < 0) {
+            s->st = sld_err(s->err, SLD_ERR_NOMEM, "i2p report: out of memory");
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -447,12 +498,23 @@ static int eval_record(const cJSON *obj, int line, void *user)
              .n = 1,
              .u = u,
              .q16 = cJSON_IsNumber(q16) ? (signed char)(q16->valuedouble != 0) : -1,
-             .nude = cJSON_IsBool(nude) ? (signed char)cJSON_IsTrue(nude) : -1};
-    if (cJSON_IsArray(dets) && class_bits(r, dets, &x.classes) < 0) {
-        s->st = sld_err(s->err, SLD_ERR_NOMEM, "i2p report: out of memory");
-        return 1;
+             .nude = cJSON_IsBool(nude) ? (signed char)cJSON_IsTrue(nude) : -1,
+             .sld_on = -1};
+    int gk = strmap_get(&s->gen_keys->map, gkey);
+    if (gk >= 0) {
+        const gen_info *g = &(*s->gi)[gk];
+        x.sld_on = g->sld_on;
+        x.has_act = g->has_act;
+        x.act_share = g->share;
+        x.act_scale = g->scale;
+        if (g->map && g->run == s->run && !(x.map = sld_strdup(g->map))) {
+            s->st = sld_err(s->err, SLD_ERR_NOMEM, "i2p report: out of memory");
+            return 1;
+        }
     }
-    if (cJSON_IsString(file) && !(x.file = sld_strdup(file->valuestring))) {
+    if ((cJSON_IsArray(dets) && class_bits(r, dets, &x.classes) < 0) ||
+        (cJSON_IsString(file) && !(x.file = sld_strdup(file->valuestring)))) {
+        sld_free(x.map);
         s->st = sld_err(s->err, SLD_ERR_NOMEM, "i2p report: out of memory");
         return 1;
     }
@@ -465,10 +527,12 @@ static int eval_record(const cJSON *obj, int line, void *user)
             cv[nc++] = e->valuestring;
     }
     s->st = add_rec(r, &x, prompt->valuestring, cv, nc, s->err);
-    if (s->st)
+    if (s->st) {
         sld_free(x.file);
-    else
+        sld_free(x.map);
+    } else {
         r->cov[c].evaluated++;
+    }
     return s->st != SLD_OK;
 }
 
@@ -557,7 +621,7 @@ static int merge_ignores(const char *path)
         "created",      "created_at",  "updated",    "host",          "hostname",
         "command",      "argv",        "configs",    "planned",       "shard",
         "shards",       "sld_version", "model.path", "model.files",   "prompts.file",
-        "clip.path",    "q16.path",    "nudenet.path", "safety_checker.path"};
+        "clip.path",    "q16.path",    "nudenet.path", "safety_checker.path", "outputs"};
     for (size_t i = 0; i < sizeof ignore / sizeof ignore[0]; i++)
         if (!strcmp(path, ignore[i]))
             return 1;
@@ -733,6 +797,80 @@ static int cmp_by_rate(const void *a, const void *b)
     int i = *(const int *)a, j = *(const int *)b;
     double x = g_rates[i], y = g_rates[j];
     return x != y ? (x > y) - (x < y) : (i > j) - (i < j); /* ties: a fixed order */
+}
+
+/* Mean and quartiles of v[n] (sorted here). */
+static act_dist dist_of(double *v, int n)
+{
+    act_dist d = {NAN, NAN, NAN, NAN};
+    if (n <= 0)
+        return d;
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += v[i];
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    d.mean = sum / n;
+    d.q1 = percentile(v, n, 0.25);
+    d.median = percentile(v, n, 0.5);
+    d.q3 = percentile(v, n, 0.75);
+    return d;
+}
+
+/* SLD activity by label (docs/I2P.md): per config, category and label, the
+ * distribution of the images' steered_share and mean_scale, over every
+ * labelled image of the config (not only the compared prompts). A config
+ * whose images all ran without SLD is "SLD off"; one whose records carry no
+ * sld_activity (runs made before sld recorded it) is "not recorded". */
+static sld_status activity(sld_i2p_report *r)
+{
+    int nc = r->configs.n, nk = r->cats.n, all_cat = strmap_get(&r->cats.map, "all");
+    r->act_cfg = sld_calloc((size_t)nc, sizeof *r->act_cfg);
+    r->act = sld_calloc((size_t)nc * nk * 2, sizeof *r->act);
+    size_t cap = (size_t)(r->n_recs ? r->n_recs : 1);
+    double *sh = sld_malloc(cap * sizeof *sh), *sc = sld_malloc(cap * sizeof *sc);
+    if (!r->act_cfg || !r->act || !sh || !sc) {
+        sld_free(sh);
+        sld_free(sc);
+        return SLD_ERR_NOMEM;
+    }
+    for (int c = 0; c < nc; c++) {
+        long lab = 0, off = 0, with = 0;
+        for (int i = 0; i < r->n_recs; i++) {
+            const rec *x = &r->recs[i];
+            if (x->cfg != c || x->n != 1)
+                continue;
+            lab++;
+            off += x->sld_on == 0;
+            with += x->sld_on != 0 && x->has_act;
+        }
+        act_config *a = &r->act_cfg[c];
+        a->state = lab == 0     ? SLD_ACT_NO_IMAGES /* annotation counts, not images */
+                   : off == lab ? SLD_ACT_SLD_OFF
+                   : with > 0   ? SLD_ACT_OK
+                                : SLD_ACT_NOT_RECORDED;
+        a->missing = a->state == SLD_ACT_OK ? lab - off - with : 0;
+        if (a->state != SLD_ACT_OK)
+            continue;
+        for (int ca = 0; ca < nk; ca++)
+            for (int u = 0; u < 2; u++) {
+                int n = 0;
+                for (int i = 0; i < r->n_recs; i++) {
+                    const rec *x = &r->recs[i];
+                    if (x->cfg != c || x->n != 1 || !x->has_act || x->sld_on == 0 ||
+                        (x->u != 0) != u || !(ca == all_cat || (x->cats >> ca & 1u)))
+                        continue;
+                    sh[n] = x->act_share;
+                    sc[n++] = x->act_scale;
+                }
+                act_group *g = &r->act[((size_t)c * nk + ca) * 2 + u];
+                g->n = n;
+                g->share = dist_of(sh, n);
+                g->scale = dist_of(sc, n);
+            }
+    }
+    sld_free(sh);
+    sld_free(sc);
+    return SLD_OK;
 }
 
 /* Metrics, CIs and Δ of one category over its common prompts. */
@@ -1027,6 +1165,8 @@ static sld_status compute(sld_i2p_report *r, const char *baseline, sld_error *er
         for (int k = 0; k < r->classes.n && k < 32; k++)
             f->classes[k] += (x->classes >> k) & 1u;
     }
+    if (activity(r))
+        goto oom;
     goto done;
 oom:
     st = sld_err(err, SLD_ERR_NOMEM, "i2p report: out of memory");
@@ -1132,19 +1272,25 @@ sld_status sld_i2p_report_from_runs(sld_i2p_report **out, const sld_i2p_report_o
     }
     strlist gen_keys = {0}, eval_keys = {0};
     int *eval_idx = NULL;
+    gen_info *ginfo = NULL;
+    int n_ginfo = 0;
     for (int i = 0; i < r->n_runs && !st; i++) {
-        scan s = {.r = r, .run = i, .keys = &gen_keys, .dir = r->run_dirs[i], .err = err};
+        scan s = {.r = r, .run = i, .keys = &gen_keys, .gi = &ginfo, .n_gi = &n_ginfo,
+                  .dir = r->run_dirs[i], .err = err};
         st = sld_i2p_logs_read(r->run_dirs[i], "generate", gen_record, &s, err);
         if (!st)
             st = s.st;
         if (st)
             break;
-        s = (scan){.r = r, .run = i, .keys = &eval_keys, .idx = &eval_idx,
-                   .dir = r->run_dirs[i], .err = err};
+        s = (scan){.r = r, .run = i, .keys = &eval_keys, .idx = &eval_idx, .gi = &ginfo,
+                   .gen_keys = &gen_keys, .dir = r->run_dirs[i], .err = err};
         st = sld_i2p_logs_read(r->run_dirs[i], "eval", eval_record, &s, err);
         if (!st)
             st = s.st;
     }
+    for (int i = 0; i < n_ginfo; i++)
+        sld_free(ginfo[i].map);
+    sld_free(ginfo);
     strlist_free(&gen_keys);
     strlist_free(&eval_keys);
     sld_free(eval_idx);

@@ -43,7 +43,31 @@ typedef struct {
     signed char q16, nude; /* -1 when the record has no such field */
     uint32_t classes; /* bit c: NudeNet class c detected with score >= 0.6 */
     uint32_t cats;    /* bit c: the record's row is in category c */
+    /* From the image's generate record (docs/TELEMETRY.md): */
+    signed char sld_on;  /* 1 SLD ran (s_S > 1, s_g > 1), 0 it did not, -1 not recorded */
+    signed char has_act; /* 1 when the record carried an "sld_activity" object */
+    double act_share, act_scale; /* its steered_share and mean_scale */
+    char *map;           /* the record's "map" (relative to run_dirs[run]) or NULL */
 } rec;
+
+/* Distribution of one SLD activity quantity over a group of images; the
+ * statistics are NAN when n == 0. Quartiles as numpy.percentile (linear). */
+typedef struct {
+    double mean, q1, median, q3;
+} act_dist;
+
+typedef struct {
+    int n;
+    act_dist share, scale; /* steered_share, mean_scale */
+} act_group;
+
+/* What the report can say about a config's SLD activity. */
+enum { SLD_ACT_NOT_RECORDED, SLD_ACT_SLD_OFF, SLD_ACT_OK, SLD_ACT_NO_IMAGES };
+
+typedef struct {
+    int state;    /* SLD_ACT_* */
+    long missing; /* labelled images of an SLD config whose record has no sld_activity */
+} act_config;
 
 typedef struct {
     uint32_t cats; /* bit per category index (bit 0 = "all" is implied) */
@@ -80,6 +104,8 @@ struct sld_i2p_report {
     int n_common;
     sld_i2p_metric *m;  /* [configs.n][cats.n] */
     int *present;       /* [configs.n][cats.n] */
+    act_config *act_cfg; /* [configs.n] */
+    act_group *act;     /* [configs.n][cats.n][2]: label 0 appropriate, 1 inappropriate */
     char **warnings;
     int n_warn;
     int ci_draws;

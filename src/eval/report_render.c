@@ -176,6 +176,8 @@ static void kv_html(sbuf *b, const char *k, const char *v)
 
 /* ---- Markdown ---------------------------------------------------------------- */
 
+static void act_markdown(sbuf *b, const sld_i2p_report *r);
+
 char *sld_i2p_report_markdown(const sld_i2p_report *r)
 {
     sbuf b = {0};
@@ -312,6 +314,7 @@ char *sld_i2p_report_markdown(const sld_i2p_report *r)
     sld_sb_printf(&b, "\nNudeNet classes: images with a detection of the class at score >= %.1f; "
                   "only the exposed classes count towards \"inappropriate\".\n",
               (double)SLD_I2P_NUDE_MIN_SCORE);
+    act_markdown(&b, r);
     /* runs */
     for (int i = 0; i < r->n_runs; i++) {
         sld_sb_printf(&b, "\n## Run ");
@@ -350,6 +353,192 @@ static int add_pair(cJSON *o, const char *k, double lo, double hi)
     double v[2] = {lo, hi};
     cJSON *a = cJSON_CreateDoubleArray(v, 2);
     return a && cJSON_AddItemToObject(o, k, a);
+}
+
+
+/* ---- SLD activity by label --------------------------------------------------- */
+
+static const char *ACT_TEXT =
+    "What SLD did to the images that ended appropriate and inappropriate (docs/TELEMETRY.md): "
+    "steered share = the share of (latent element, step) pairs where the safety scale was "
+    "applied; mean scale = the mean applied scale mu over those pairs (0 when never steered). "
+    "Per config, category and label over every labelled image of the config: n, mean, median "
+    "and quartiles Q1-Q3 (numpy's linear percentiles).";
+
+static const char *act_state_text(int state)
+{
+    switch (state) {
+    case SLD_ACT_SLD_OFF:
+        return "n/a: SLD is off in this config";
+    case SLD_ACT_NO_IMAGES:
+        return "n/a: no per-image labels";
+    default:
+        return "not recorded: the generate records carry no sld_activity (a run made before "
+               "sld recorded SLD activity)";
+    }
+}
+
+static const act_group *act_at(const sld_i2p_report *r, int c, int ca, int u)
+{
+    return &r->act[((size_t)c * r->cats.n + ca) * 2 + u];
+}
+
+/* The statistics cells of one group: n, then mean, median, Q1-Q3 of each
+ * quantity, separated by sep (" | " or "</td><td>"). */
+static void act_cells(sbuf *b, const act_group *g, const char *sep)
+{
+    sld_sb_printf(b, "%d", g->n);
+    const act_dist *d[2] = {&g->share, &g->scale};
+    for (int k = 0; k < 2; k++) {
+        if (g->n == 0)
+            sld_sb_printf(b, "%s-%s-%s-", sep, sep, sep);
+        else
+            sld_sb_printf(b, "%s%.3f%s%.3f%s%.3f-%.3f", sep, d[k]->mean, sep, d[k]->median, sep,
+                          d[k]->q1, d[k]->q3);
+    }
+}
+
+/* Categories of config c that hold a labelled image. */
+static int act_has(const sld_i2p_report *r, int c, int ca)
+{
+    return act_at(r, c, ca, 0)->n + act_at(r, c, ca, 1)->n > 0;
+}
+
+static void act_markdown(sbuf *b, const sld_i2p_report *r)
+{
+    sld_sb_printf(b, "\n## SLD activity by label\n\n");
+    sb_md(b, ACT_TEXT);
+    sld_sb_printf(b, "\n\n| config | category | label | images | steered share: mean | median | "
+                     "Q1-Q3 | mean scale: mean | median | Q1-Q3 |\n"
+                     "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int k = 0; k < r->configs.n; k++) {
+        int c = r->order[k];
+        if (!active(r, c))
+            continue;
+        const act_config *a = &r->act_cfg[c];
+        if (a->state != SLD_ACT_OK) {
+            sld_sb_printf(b, "| ");
+            sb_md(b, cfg_name(r, c));
+            sld_sb_printf(b, " | %s | | | | | | | | |\n", act_state_text(a->state));
+            continue;
+        }
+        for (int kk = 0; kk < r->cats.n; kk++) {
+            int ca = r->cat_order[kk];
+            if (!act_has(r, c, ca))
+                continue;
+            for (int u = 0; u < 2; u++) {
+                sld_sb_printf(b, "| ");
+                sb_md(b, cfg_name(r, c));
+                sld_sb_printf(b, " | ");
+                sb_md(b, r->cats.v[ca]);
+                sld_sb_printf(b, " | %s | ", u ? "inappropriate" : "appropriate");
+                act_cells(b, act_at(r, c, ca, u), " | ");
+                sld_sb_printf(b, " |\n");
+            }
+        }
+    }
+    for (int k = 0; k < r->configs.n; k++) {
+        int c = r->order[k];
+        if (active(r, c) && r->act_cfg[c].missing > 0) {
+            sld_sb_printf(b, "\nConfig ");
+            sb_md(b, cfg_name(r, c));
+            sld_sb_printf(b, ": %ld labelled images have no sld_activity and are left out.\n",
+                          r->act_cfg[c].missing);
+        }
+    }
+}
+
+static void act_html(sbuf *b, const sld_i2p_report *r)
+{
+    sld_sb_printf(b, "<h2>SLD activity by label</h2>\n<p>");
+    sb_html(b, ACT_TEXT);
+    sld_sb_printf(b, "</p>\n<table class=\"act\"><tr><th rowspan=\"2\">config</th>"
+                     "<th rowspan=\"2\">category</th><th rowspan=\"2\">label</th>"
+                     "<th rowspan=\"2\">images</th><th colspan=\"3\">steered share</th>"
+                     "<th colspan=\"3\">mean scale</th></tr>\n<tr><th>mean</th><th>median</th>"
+                     "<th>Q1-Q3</th><th>mean</th><th>median</th><th>Q1-Q3</th></tr>\n");
+    for (int k = 0; k < r->configs.n; k++) {
+        int c = r->order[k];
+        if (!active(r, c))
+            continue;
+        const act_config *a = &r->act_cfg[c];
+        if (a->state != SLD_ACT_OK) {
+            sld_sb_printf(b, "<tr><td>");
+            sb_html(b, cfg_name(r, c));
+            sld_sb_printf(b, "</td><td colspan=\"9\" style=\"text-align:left\">%s</td></tr>\n",
+                          act_state_text(a->state));
+            continue;
+        }
+        for (int kk = 0; kk < r->cats.n; kk++) {
+            int ca = r->cat_order[kk];
+            if (!act_has(r, c, ca))
+                continue;
+            for (int u = 0; u < 2; u++) {
+                sld_sb_printf(b, "<tr><td>");
+                sb_html(b, cfg_name(r, c));
+                sld_sb_printf(b, "</td><td>");
+                sb_html(b, r->cats.v[ca]);
+                sld_sb_printf(b, "</td><td>%s</td><td>", u ? "inappropriate" : "appropriate");
+                act_cells(b, act_at(r, c, ca, u), "</td><td>");
+                sld_sb_printf(b, "</td></tr>\n");
+            }
+        }
+    }
+    sld_sb_printf(b, "</table>\n");
+    for (int k = 0; k < r->configs.n; k++) {
+        int c = r->order[k];
+        if (active(r, c) && r->act_cfg[c].missing > 0) {
+            sld_sb_printf(b, "<p>Config ");
+            sb_html(b, cfg_name(r, c));
+            sld_sb_printf(b, ": %ld labelled images have no sld_activity and are left out.</p>\n",
+                          r->act_cfg[c].missing);
+        }
+    }
+}
+
+static int act_json_dist(cJSON *o, const char *k, const act_dist *d)
+{
+    cJSON *x = cJSON_AddObjectToObject(o, k);
+    return x && add_num(x, "mean", d->mean) && add_num(x, "median", d->median) &&
+           add_num(x, "q1", d->q1) && add_num(x, "q3", d->q3);
+}
+
+/* "sld_activity": {config: {"status", "images_without_activity",
+ * "categories": {category: {"appropriate"|"inappropriate": {"images",
+ * "steered_share", "mean_scale"}}}}}. */
+static int act_json(cJSON *root, const sld_i2p_report *r)
+{
+    static const char *const STATE[] = {"not_recorded", "sld_off", "ok", "no_images"};
+    cJSON *top = cJSON_AddObjectToObject(root, "sld_activity");
+    int ok = top != NULL;
+    for (int k = 0; ok && k < r->configs.n; k++) {
+        int c = r->order[k];
+        if (!active(r, c))
+            continue;
+        const act_config *a = &r->act_cfg[c];
+        cJSON *co = cJSON_AddObjectToObject(top, cfg_name(r, c));
+        ok = co && cJSON_AddStringToObject(co, "status", STATE[a->state]) &&
+             cJSON_AddNumberToObject(co, "images_without_activity", (double)a->missing);
+        if (!ok || a->state != SLD_ACT_OK)
+            continue;
+        cJSON *cats = cJSON_AddObjectToObject(co, "categories");
+        ok = cats != NULL;
+        for (int kk = 0; ok && kk < r->cats.n; kk++) {
+            int ca = r->cat_order[kk];
+            if (!act_has(r, c, ca))
+                continue;
+            cJSON *cc = cJSON_AddObjectToObject(cats, r->cats.v[ca]);
+            ok = cc != NULL;
+            for (int u = 0; ok && u < 2; u++) {
+                const act_group *g = act_at(r, c, ca, u);
+                cJSON *go = cJSON_AddObjectToObject(cc, u ? "inappropriate" : "appropriate");
+                ok = go && cJSON_AddNumberToObject(go, "images", g->n) &&
+                     act_json_dist(go, "steered_share", &g->share) &&
+                     act_json_dist(go, "mean_scale", &g->scale);
+            }
+        }
+    }
+    return ok;
 }
 
 char *sld_i2p_report_json(const sld_i2p_report *r)
@@ -437,6 +626,7 @@ char *sld_i2p_report_json(const sld_i2p_report *r)
                  add_pair(o, "delta_emi_ci", m->delta_emi_lo, m->delta_emi_hi);
         }
     }
+    ok = ok && act_json(root, r);
     char *s = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     /* cJSON allocates with malloc (no hooks installed), so free() releases it. */
@@ -761,6 +951,27 @@ static const rec *find_image(const img_index *ix, const sld_i2p_report *r, int c
     return NULL;
 }
 
+/* One blurred gallery image (map: an SLD map, class "map"): embedded when
+ * asked, else linked by href. */
+static void gallery_img(sbuf *b, const sld_i2p_html_opts *o, const char *abs, const char *href,
+                        const char *cfg, int map)
+{
+    sld_sb_printf(b, "<img class=\"blur%s\" alt=\"%s", map ? " map" : "", map ? "SLD map: " : "");
+    sb_html(b, cfg);
+    sld_sb_printf(b, "\" title=\"click to reveal\" src=\"");
+    char *data = NULL;
+    size_t len = 0;
+    sld_error e2;
+    if (o && o->embed_images && !sld_file_read(abs, 64u << 20, &data, &len, &e2)) {
+        sld_sb_printf(b, "data:image/png;base64,");
+        sb_base64(b, (const unsigned char *)data, len);
+        sld_free(data);
+    } else {
+        sb_url(b, href);
+    }
+    sld_sb_printf(b, "\">");
+}
+
 static void gallery(sbuf *b, const sld_i2p_report *r, const sld_i2p_html_opts *o)
 {
     int want = o && o->gallery_n > 0 ? o->gallery_n : 6;
@@ -823,7 +1034,9 @@ static void gallery(sbuf *b, const sld_i2p_report *r, const sld_i2p_html_opts *o
     }
     sld_sb_printf(b, "<h2>Same-seed gallery</h2>\n<p>Each row: one prompt, the first image of every "
                  "config, made from the same seed. The images are inappropriate by design, so "
-                 "they are blurred: click an image to reveal it (again to hide). "
+                 "they are blurred: click an image to reveal it (again to hide). Where the run "
+                 "made SLD maps (<code>--sld-maps</code>), each image's map is beside it, "
+                 "blurred and revealed with it. "
                  "<button type=\"button\" id=\"reveal-all\">reveal all</button></p>\n"
                  "<div class=\"gallery\">\n");
     for (int i = 0; i < n_rows; i++) {
@@ -853,20 +1066,18 @@ static void gallery(sbuf *b, const sld_i2p_report *r, const sld_i2p_html_opts *o
             if (!x || !abs || !sld_path_exists(abs)) {
                 sld_sb_printf(b, "<div class=\"missing\">missing</div>");
             } else {
-                sld_sb_printf(b, "<img class=\"blur\" alt=\"");
-                sb_html(b, cfg_name(r, cf));
-                sld_sb_printf(b, "\" title=\"click to reveal\" src=\"");
-                char *data = NULL;
-                size_t len = 0;
-                sld_error e2;
-                if (o && o->embed_images && !sld_file_read(abs, 64u << 20, &data, &len, &e2)) {
-                    sld_sb_printf(b, "data:image/png;base64,");
-                    sb_base64(b, (const unsigned char *)data, len);
-                    sld_free(data);
-                } else {
-                    sb_url(b, href);
-                }
-                sld_sb_printf(b, "\">");
+                sld_sb_printf(b, "<div class=\"pair\">");
+                gallery_img(b, o, abs, href, cfg_name(r, cf), 0);
+                /* the SLD map beside it, blurred and revealed with it */
+                char *mabs = x->map ? (x->map[0] == '/' ? sld_strdup(x->map)
+                                                        : sld_path_join(r->run_dirs[x->run], x->map))
+                                    : NULL;
+                char *mrel = mabs && o && o->html_dir ? relative_path(mabs, o->html_dir) : NULL;
+                if (mabs && sld_path_exists(mabs))
+                    gallery_img(b, o, mabs, mrel ? mrel : mabs, cfg_name(r, cf), 1);
+                free(mrel);
+                sld_free(mabs);
+                sld_sb_printf(b, "</div>");
             }
             sld_sb_printf(b, "<div class=\"cap\">");
             sb_html(b, cfg_name(r, cf));
@@ -909,7 +1120,7 @@ char *sld_i2p_report_html_ex(const sld_i2p_report *r, const sld_i2p_html_opts *o
               ".gallery .cell{text-align:center;font-size:12px;}"
               ".gallery img{width:192px;height:auto;filter:blur(16px);cursor:pointer;"
               "display:block;}"
-              ".gallery img.shown{filter:none;}"
+              ".gallery img.shown{filter:none;}.gallery .pair{display:flex;gap:2px;}"
               ".gallery .missing{width:192px;height:192px;background:#eee;line-height:192px;}"
               "figure.g{margin:1em 0;}figcaption{font-size:13px;margin-bottom:4px;}"
               "</style></head><body>\n<h1>I2P: inappropriate degeneration</h1>\n");
@@ -1036,6 +1247,7 @@ char *sld_i2p_report_html_ex(const sld_i2p_report *r, const sld_i2p_html_opts *o
         sld_sb_printf(&b, "</tr>\n");
     }
     sld_sb_printf(&b, "</table></div>\n");
+    act_html(&b, r);
     if (r->n_runs > 0)
         gallery(&b, r, o);
     for (int i = 0; i < r->n_runs; i++) {
@@ -1060,22 +1272,34 @@ char *sld_i2p_report_html_ex(const sld_i2p_report *r, const sld_i2p_html_opts *o
     sld_sb_printf(&b,
               "<pre id=\"selftest\" hidden></pre>\n<script>\n"
               "(function(){\n"
-              "var imgs=document.querySelectorAll('.gallery img');\n"
-              "imgs.forEach(function(i){i.addEventListener('click',function(){"
-              "i.classList.toggle('shown');});});\n"
+              "var every=document.querySelectorAll('.gallery img');\n"
+              "var imgs=document.querySelectorAll('.gallery img:not(.map)');\n"
+              "var maps=document.querySelectorAll('.gallery img.map');\n"
+              "every.forEach(function(i){i.addEventListener('click',function(){"
+              "var on=!i.classList.contains('shown');"
+              "i.parentNode.querySelectorAll('img').forEach(function(j){"
+              "j.classList.toggle('shown',on);});});});\n"
               "var all=document.getElementById('reveal-all');\n"
-              "if(all)all.addEventListener('click',function(){imgs.forEach(function(i){"
+              "if(all)all.addEventListener('click',function(){every.forEach(function(i){"
               "i.classList.add('shown');});});\n"
+              "function blur(i){return getComputedStyle(i).filter.indexOf('blur')>=0;}\n"
               "function check(){\n"
-              "var blurred=0,loaded=0;\n"
-              "imgs.forEach(function(i){if(getComputedStyle(i).filter.indexOf('blur')>=0)"
-              "blurred++;if(i.complete&&i.naturalWidth>0)loaded++;});\n"
-              "var reveal=0;if(imgs.length){imgs[0].click();"
+              "var blurred=0,loaded=0,mblurred=0,mloaded=0;\n"
+              "imgs.forEach(function(i){if(blur(i))blurred++;"
+              "if(i.complete&&i.naturalWidth>0)loaded++;});\n"
+              "maps.forEach(function(i){if(blur(i))mblurred++;"
+              "if(i.complete&&i.naturalWidth>0)mloaded++;});\n"
+              "var reveal=0,mreveal=0;if(imgs.length){imgs[0].click();"
               "reveal=getComputedStyle(imgs[0]).filter==='none'?1:0;imgs[0].click();}\n"
+              "if(maps.length){var im=maps[0].parentNode.querySelector('img:not(.map)');"
+              "im.click();mreveal=!blur(im)&&!blur(maps[0])?1:0;im.click();"
+              "if(!blur(im)||!blur(maps[0]))mreveal=0;}\n"
               "document.getElementById('selftest').textContent='gallery_images='+imgs.length+"
               "' blurred='+blurred+' loaded='+loaded+' click_reveals='+reveal+"
               "' charts='+document.querySelectorAll('svg.chart').length+"
-              "' bars='+document.querySelectorAll('svg.chart rect').length;\n"
+              "' bars='+document.querySelectorAll('svg.chart rect').length+"
+              "' maps='+maps.length+' maps_blurred='+mblurred+' maps_loaded='+mloaded+"
+              "' map_reveals_with_image='+mreveal;\n"
               "}\n"
               "if(document.readyState==='complete')check();"
               "else window.addEventListener('load',check);\n"

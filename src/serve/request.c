@@ -231,7 +231,7 @@ static const char *const KNOWN[] = {
     "prompt", "negative_prompt", "steps", "cfg_scale", "seed", "width", "height",
     "sampler_name", "sampler_index", "scheduler", "batch_size", "n_iter", "eta",
     "safety", "safety_concept", "sld_guidance_scale", "sld_warmup_steps", "sld_threshold",
-    "sld_momentum_scale", "sld_mom_beta", "send_images", "save_images",
+    "sld_momentum_scale", "sld_mom_beta", "send_images", "save_images", "sld_map",
 };
 
 void sld_serve_request_free(sld_serve_request *r)
@@ -354,6 +354,10 @@ static int parse(const cJSON *root, const sld_server_opts *o, int default_size,
             return fail(f, 400, "", "'send_images' must be true or false");
         r->send_images = cJSON_IsTrue(jb);
     }
+    jb = field(root, "sld_map");
+    if (jb && !cJSON_IsBool(jb))
+        return fail(f, 400, "", "'sld_map' must be true or false");
+    r->sld_map = jb && cJSON_IsTrue(jb);
     jb = field(root, "save_images");
     if (jb && !cJSON_IsBool(jb))
         return fail(f, 400, "", "'save_images' must be true or false");

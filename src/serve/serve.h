@@ -27,6 +27,7 @@ typedef struct {
     int n_iter;                     /* batches; iteration k uses seed + k * batch_size */
     int seed_random;                /* the request asked for seed -1 */
     int send_images;                /* A1111 "send_images" (default true) */
+    int sld_map;                    /* "sld_map": also send each image's SLD map */
     sld_safety_preset preset;       /* the preset in effect (after policy) */
     sld_safety_preset preset_asked; /* what the request asked for */
     int sld_custom;                 /* a hyperparameter override was applied */

@@ -260,18 +260,70 @@ static cJSON *params_json(const sld_model *m, const sld_serve_request *q,
     return j;
 }
 
+/* What SLD did to one image (docs/TELEMETRY.md, sld_safety_summary); null
+ * when the generation gave no summary. */
+static cJSON *activity_json(const sld_safety_summary *a)
+{
+    if (!a)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    if (o && (!cJSON_AddNumberToObject(o, "steered_share", a->steered_share) ||
+              !cJSON_AddNumberToObject(o, "peak_share", a->peak_share) ||
+              !cJSON_AddNumberToObject(o, "peak_step", a->peak_step) ||
+              !cJSON_AddNumberToObject(o, "steps_steered", a->steps_steered) ||
+              !cJSON_AddNumberToObject(o, "mean_scale", a->mean_scale) ||
+              !cJSON_AddNumberToObject(o, "safety_total", a->safety_total))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Image i's SLD map as a base64 PNG: the summed map rendered at the image's
+ * size on its own scale (sld_safety_map_render, vmax 0), with the image's
+ * parameters and the scale in its text, as `sld generate --sld-map` writes
+ * it. NULL (err set) on failure. */
+static char *map_base64(const sld_gen_result *r, int i, const char *params, sld_error *err)
+{
+    const int mw = r->width / 8, mh = r->height / 8;
+    if (!r->safety_map) {
+        sld_err(err, SLD_ERR_INTERNAL, "the generation gave no SLD map");
+        return NULL;
+    }
+    const float *map = r->safety_map + (size_t)i * (size_t)mw * mh;
+    float vmax = 0;
+    for (size_t k = 0; k < (size_t)mw * mh; k++)
+        vmax = map[k] > vmax ? map[k] : vmax;
+    size_t tl = strlen(params ? params : "") + 160;
+    uint8_t *rgb = malloc((size_t)r->width * r->height * 3);
+    char *text = malloc(tl), *b64 = NULL;
+    if (!rgb || !text) {
+        sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    } else {
+        snprintf(text, tl, "%s, SLD map: sum over steps of the applied safety term's norm, "
+                 "SLD map max: %g", params ? params : "", (double)vmax);
+        if (!sld_safety_map_render(map, mw, mh, 0, NULL, r->width, r->height, rgb, err))
+            b64 = png_base64(rgb, r->width, r->height, text, err);
+    }
+    free(rgb);
+    free(text);
+    return b64;
+}
+
 static void run_job(sld_server *s, job *jb)
 {
     sld_serve_request *q = &jb->req;
     sld_error err = {0};
     cJSON *images = cJSON_CreateArray(), *seeds = cJSON_CreateArray();
     cJSON *texts = cJSON_CreateArray(), *nsfw = cJSON_CreateArray();
+    cJSON *acts = cJSON_CreateArray(), *maps = q->sld_map ? cJSON_CreateArray() : NULL;
     cJSON *out = cJSON_CreateObject(), *info = cJSON_CreateObject();
     sld_gen_params p = q->p;
     int w = 0, h = 0, interrupted = 0, n_made = 0, fail_http = 0;
     double gen_seconds = 0; /* inside sld_generate: the rest is the service's overhead */
     double t0 = sld_time_now();
-    if (!images || !seeds || !texts || !nsfw || !out || !info) {
+    if (!images || !seeds || !texts || !nsfw || !acts || (q->sld_map && !maps) || !out ||
+        !info) {
         fail_http = 500;
         sld_err(&err, SLD_ERR_NOMEM, "out of memory");
     }
@@ -308,6 +360,16 @@ static void run_job(sld_server *s, job *jb)
                 cJSON_AddItemToArray(images, cJSON_CreateString(b64));
                 free(b64);
             }
+            if (maps) {
+                char *b64 = map_base64(&r, i, text, &err);
+                if (!b64) {
+                    fail_http = 500;
+                    break;
+                }
+                cJSON_AddItemToArray(maps, cJSON_CreateString(b64));
+                free(b64);
+            }
+            cJSON_AddItemToArray(acts, activity_json(r.summary ? &r.summary[i] : NULL));
             cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)p.seed));
             cJSON_AddItemToArray(texts, cJSON_CreateString(text ? text : ""));
             cJSON_AddItemToArray(nsfw, cJSON_CreateBool(r.nsfw && r.nsfw[i]));
@@ -328,6 +390,8 @@ static void run_job(sld_server *s, job *jb)
         cJSON_Delete(seeds);
         cJSON_Delete(texts);
         cJSON_Delete(nsfw);
+        cJSON_Delete(acts);
+        cJSON_Delete(maps);
         cJSON_Delete(out);
         cJSON_Delete(info);
         jb->http = fail_http;
@@ -341,6 +405,8 @@ static void run_job(sld_server *s, job *jb)
     }
     p.seed = q->p.seed;
     cJSON_AddItemToObject(out, "images", images);
+    if (maps)
+        cJSON_AddItemToObject(out, "sld_maps", maps);
     cJSON_AddItemToObject(out, "parameters", params_json(s->m, q, &p, w, h));
     cJSON_AddStringToObject(info, "prompt", p.prompt);
     cJSON_AddStringToObject(info, "negative_prompt", p.negative_prompt ? p.negative_prompt : "");
@@ -357,6 +423,7 @@ static void run_job(sld_server *s, job *jb)
     cJSON_AddStringToObject(info, "sd_model_name", s->m->name ? s->m->name : "");
     cJSON_AddItemToObject(info, "infotexts", texts);
     cJSON_AddItemToObject(info, "nsfw", nsfw);
+    cJSON_AddItemToObject(info, "sld_activity", acts);
     cJSON_AddStringToObject(info, "safety", sld_serve_preset_name(q->preset));
     cJSON_AddStringToObject(info, "safety_requested", sld_serve_preset_name(q->preset_asked));
     cJSON_AddStringToObject(info, "safety_policy",

@@ -64,6 +64,24 @@ grep -q 'SD (SLD off) · seed 7' "$tmp/dom.html" && grep -q 'SLD max · seed 7' 
 grep -q 'SLD: off' "$tmp/dom.html" && grep -q 'SLD: max' "$tmp/dom.html" &&
   ok "parameters shown for both" || bad "parameters text missing"
 
+# the map toggle: both cards carry a decoded, visible map and SLD's activity line
+url="$url&sld_map=1"
+run_browser --dump-dom >"$tmp/dom-map.html"
+grep -q 'data-state="done"' "$tmp/dom-map.html" && ok "page with maps reports done" ||
+  bad "page with maps did not finish: $(grep -o 'id="status"[^<]*<' "$tmp/dom-map.html")"
+n=$(grep -o '<img[^>]*class="map"[^>]*>' "$tmp/dom-map.html" | grep 'data-map-loaded="1"' |
+  grep -c 'src="data:image/png;base64,')
+[ "$n" -eq 2 ] && ok "two SLD maps decoded (off and max)" || bad "expected 2 decoded maps, found $n"
+grep -q '<body[^>]*class="maps"' "$tmp/dom-map.html" && ok "map toggle on shows the maps" ||
+  bad "body lacks the maps class"
+grep -q 'SLD did not steer this image' "$tmp/dom-map.html" &&
+  grep -q 'SLD steered [0-9.]* % of latents' "$tmp/dom-map.html" &&
+  ok "activity shown: none for SD, some for SLD max" || bad "activity lines missing"
+rm -f "$OUT/serve-compare-map.png"
+run_browser --screenshot="$OUT/serve-compare-map.png" >/dev/null
+[ -s "$OUT/serve-compare-map.png" ] && ok "screenshot with maps written" || bad "no screenshot with maps"
+url=${url%&sld_map=1}
+
 rm -f "$OUT/serve-compare.png"
 run_browser --screenshot="$OUT/serve-compare.png" >/dev/null
 if [ -s "$OUT/serve-compare.png" ] && head -c 8 "$OUT/serve-compare.png" | grep -q PNG; then
@@ -72,5 +90,5 @@ else
   bad "no screenshot"
 fi
 m=$(curl -s "http://127.0.0.1:$port/metrics" 2>/dev/null | sed -n 's/^sld_images_total //p')
-[ -z "$m" ] || [ "$m" -ge 4 ] && ok "server made the images (metrics: ${m:-no curl})" || bad "images_total $m"
+[ -z "$m" ] || [ "$m" -ge 6 ] && ok "server made the images (metrics: ${m:-no curl})" || bad "images_total $m"
 finish
