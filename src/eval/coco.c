@@ -136,7 +136,22 @@ sld_status sld_coco_parse(sld_coco_set **out, const char *text, size_t len, cons
                          name, k);
             goto done;
         }
-        an[k].caption = cap->valuestring;
+        const char *c0 = cap->valuestring;
+        long bad = sld_utf8_invalid_at(c0, strlen(c0));
+        if (bad >= 0) {
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "%s: annotations[%ld] (id %lld): the caption is not valid UTF-8 (byte "
+                         "0x%02x at offset %ld)",
+                         name, k, (long long)an[k].id, (uint8_t)c0[bad], bad);
+            goto done;
+        }
+        if (!c0[strspn(c0, " \t\r\n\f\v")]) {
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "%s: annotations[%ld] (id %lld, image %lld): empty caption", name, k,
+                         (long long)an[k].id, (long long)an[k].image_id);
+            goto done;
+        }
+        an[k].caption = c0;
         k++;
     }
     qsort(an, (size_t)na, sizeof *an, cmp_ann);
@@ -174,7 +189,8 @@ sld_status sld_coco_parse(sld_coco_set **out, const char *text, size_t len, cons
     long N = limit ? limit : nk;
     if (N > nk) {
         st = sld_err(err, SLD_ERR_INVALID_ARG,
-                     "%s: a sample of %ld captions needs %ld captioned images; the file has %ld",
+                     "%s: a sample of %ld captions needs %ld captioned images; the file has %ld "
+                     "(lower --limit, or 0 for all of them)",
                      name, N, N, nk);
         goto done;
     }
