@@ -236,6 +236,10 @@ static void test_errors(void)
     snprintf(t, sizeof t, "{%s, \"annotations\": [{\"id\": 5, \"image_id\": 1, "
              "\"caption\": \"a\"}, {\"id\": 6, \"image_id\": 2, \"caption\": \"b\"}]}", img);
     expect_bad("c.json", t, SLD_ERR_INVALID_ARG, "a sample of 3 captions", "the file has 2", 3);
+    expect_bad("c.json", "{\"images\": [{\"id\": -4}], \"annotations\": []}", SLD_ERR_FORMAT,
+               "id -4 is not in [0, 4294967295]", NULL, 0);
+    expect_bad("c.json", "{\"images\": [{\"id\": 4}], \"annotations\": []}", SLD_ERR_FORMAT,
+               "no image has a caption", NULL, 0);
     expect_bad("p.jsonl", "{\"prompt\": \"a\"}\n{\"prompt\": \"b\"\n", SLD_ERR_FORMAT,
                "p.jsonl: 1 bad row (line 2: not valid JSON", NULL, 0);
     expect_bad("p.jsonl", "{\"prompt\": \"a\"} {\"prompt\": \"b\"}\n", SLD_ERR_FORMAT,

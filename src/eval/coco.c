@@ -113,6 +113,13 @@ sld_status sld_coco_parse(sld_coco_set **out, const char *text, size_t len, cons
             st = sld_err(err, SLD_ERR_FORMAT, "%s: images[%ld] has no integer \"id\"", name, k);
             goto done;
         }
+        if (im[k].id < 0 || im[k].id > 4294967295ll) {
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "%s: images[%ld]: id %lld is not in [0, 4294967295] (each caption's "
+                         "seed is its image id)",
+                         name, k, (long long)im[k].id);
+            goto done;
+        }
         im[k].file_name = cJSON_IsString(fn) ? fn->valuestring : "";
         im[k].first = im[k].n = 0;
         k++;
