@@ -481,6 +481,8 @@ void sld_server_stop(sld_server *s);
  * folder:
  *   RUN_DIR/images/<config>/<row>_<k>.png   the images (atomic writes)
  *   RUN_DIR/generate[-K-of-N].jsonl        one record per image (fsync'd)
+ *   RUN_DIR/prompts.jsonl                  every row of the run, with its seed
+ *                                          (and COCO image id / file name)
  *   RUN_DIR/eval[-K-of-N].jsonl            one label record per image
  * Both steps are resumable (rerun the same command) and shardable (--shard
  * K/N); readers merge every generate*.jsonl / eval*.jsonl in the folder.
