@@ -512,7 +512,8 @@ typedef struct {
 typedef struct {
     const char *categories; /* comma-separated; a row matches if it has any (NULL = all) */
     int hard_only;          /* only rows with hard == 1 */
-    int limit;              /* keep the first N matching rows (0 = all), before sharding */
+    int limit;              /* keep the first N matching rows (0 = all), before sharding;
+                             * COCO captions: the sample size (above the images: error) */
     int shard_k, shard_n;   /* keep rows with row % shard_n == shard_k (shard_n <= 1: all) */
     int skip_bad_rows;      /* leave out rows that do not validate (else: the load fails) */
     uint32_t sample_seed;   /* COCO captions: seed of the caption sample (0) */
