@@ -253,6 +253,12 @@ static void test_errors(void)
                NULL, 0);
     expect_bad("p.jsonl", "{\"prompt\": \"a\", \"seed\": 1.5}\n", SLD_ERR_FORMAT, "\"seed\"",
                NULL, 0);
+    expect_bad("p.jsonl", "{\"prompt\": \"a\", \"seed\": true}\n", SLD_ERR_FORMAT, "\"seed\"",
+               NULL, 0);
+    expect_bad("p.jsonl", "{\"prompt\": \"a\", \"width\": \"512\"}\n", SLD_ERR_FORMAT,
+               "\"width\"", NULL, 0);
+    expect_bad("p.jsonl", "{\"prompt\": \"a\", \"hard\": 2}\n", SLD_ERR_FORMAT, "\"hard\"",
+               NULL, 0);
     expect_bad("p.jsonl", "{\"prompt\": \"a\", \"categories\": 3}\n", SLD_ERR_FORMAT,
                "\"categories\"", NULL, 0);
     expect_bad("p.jsonl", "[\"a\"]\n", SLD_ERR_FORMAT, "not a JSON object", NULL, 0);

@@ -501,13 +501,15 @@ static sld_status coco_parse(sld_i2p_set *s, const char *text, size_t len, const
 
 /* ---- JSONL prompt sets ---------------------------------------------------- */
 
-/* An integer-valued JSON number in [lo, hi]: 1; absent: 0; else -1. */
-static int json_int(const cJSON *o, const char *key, double lo, double hi, double *out)
+/* An integer-valued JSON number in [lo, hi] (or, with bool_ok, true/false
+ * as 1/0): 1; absent or null: 0; else -1. */
+static int json_int(const cJSON *o, const char *key, double lo, double hi, int bool_ok,
+                    double *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v))
         return 0;
-    if (cJSON_IsBool(v) && lo <= 0 && hi >= 1) {
+    if (cJSON_IsBool(v) && bool_ok) {
         *out = cJSON_IsTrue(v);
         return 1;
     }
@@ -543,26 +545,26 @@ static int jsonl_row(const cJSON *o, sld_i2p_prompt *p, char *why, size_t cap)
     }
     double v;
     int r;
-    if ((r = json_int(o, "seed", 0, 4294967295.0, &v)) < 0) {
+    if ((r = json_int(o, "seed", 0, 4294967295.0, 0, &v)) < 0) {
         snprintf(why, cap, "\"seed\" is not a whole number in [0, 4294967295]");
         return 1;
     }
     p->has_seed = r > 0;
     p->seed = r > 0 ? (uint32_t)v : 0;
     const char *idk = cJSON_GetObjectItemCaseSensitive(o, "image_id") ? "image_id" : "id";
-    if ((r = json_int(o, idk, 0, 9e15, &v)) < 0) {
+    if ((r = json_int(o, idk, 0, 9e15, 0, &v)) < 0) {
         snprintf(why, cap, "\"%s\" is not a whole number >= 0", idk);
         return 1;
     }
     p->image_id = r > 0 ? (int64_t)v : -1;
-    if ((r = json_int(o, "hard", 0, 1, &v)) < 0) {
+    if ((r = json_int(o, "hard", 0, 1, 1, &v)) < 0) {
         snprintf(why, cap, "\"hard\" is not 0 or 1");
         return 1;
     }
     p->hard = r > 0 ? (int)v : -1;
     const char *sizes[2] = {"width", "height"};
     for (int i = 0; i < 2; i++) {
-        if ((r = json_int(o, sizes[i], 0, 1e6, &v)) < 0) {
+        if ((r = json_int(o, sizes[i], 0, 1e6, 0, &v)) < 0) {
             snprintf(why, cap, "\"%s\" is not a whole number in [0, 1000000]", sizes[i]);
             return 1;
         }
