@@ -238,6 +238,8 @@ static void test_errors(void)
     expect_bad("c.json", t, SLD_ERR_INVALID_ARG, "a sample of 3 captions", "the file has 2", 3);
     expect_bad("c.json", "{\"images\": [{\"id\": -4}], \"annotations\": []}", SLD_ERR_FORMAT,
                "id -4 is not in [0, 4294967295]", NULL, 0);
+    expect_bad("c.json", "{\"images\": [{\"id\": 1e300}], \"annotations\": []}", SLD_ERR_FORMAT,
+               "images[0] has no integer \"id\"", NULL, 0);
     expect_bad("c.json", "{\"images\": [{\"id\": 4}], \"annotations\": []}", SLD_ERR_FORMAT,
                "no image has a caption", NULL, 0);
     expect_bad("p.jsonl", "{\"prompt\": \"a\"}\n{\"prompt\": \"b\"\n", SLD_ERR_FORMAT,

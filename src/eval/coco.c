@@ -45,8 +45,9 @@ static int cmp_ann(const void *a, const void *b)
 static bool get_id(const cJSON *o, const char *key, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble < -9e15 || v->valuedouble > 9e15)
+    /* range first: converting an out-of-range double to int64 is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9e15 && v->valuedouble <= 9e15) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
         return false;
     *out = (int64_t)v->valuedouble;
     return true;
