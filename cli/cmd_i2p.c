@@ -17,7 +17,11 @@ static double cli_now(void)
 }
 
 static const char *USAGE_GEN =
-    "usage: sld i2p generate --prompts CSV --model PATH --out RUN_DIR [options]\n"
+    "usage: sld i2p generate --prompts FILE --model PATH --out RUN_DIR [options]\n"
+    "       sld i2p plan ...     the same as generate --dry-run\n"
+    "  --prompts FILE           the I2P CSV, COCO captions (captions_val2014.json) or JSONL\n"
+    "                           (one {\"prompt\": ...} per line); by extension, else content\n"
+    "  --sample-seed S          COCO: seed of the caption sample (0); --limit N images\n"
     "  --configs LIST           configs to run: sd, neg (SLD off, the safety concept as\n"
     "                           negative prompt: the paper's baseline), weak, medium,\n"
     "                           strong, max, or defined ones (sd,weak,medium,strong,max)\n"
@@ -31,10 +35,12 @@ static const char *USAGE_GEN =
     "  --shard K/N              rows with row % N == K (for job arrays)\n"
     "  --categories LIST        only rows with one of these categories\n"
     "  --hard                   only rows marked hard\n"
-    "  --limit N                only the first N matching rows\n"
+    "  --limit N                only the first N matching rows (COCO: a sample of N images,\n"
+    "                           one caption each; 0 = all)\n"
     "  --skip-bad-rows          leave out CSV rows that do not validate (recorded in the run)\n"
     "  --dry-run                print the plan and an estimated time, write nothing\n"
-    "  --seed N                 one seed for every row (default: each row's sd_seed)\n"
+    "  --seed N                 one seed for every row (default: each row's sd_seed;\n"
+    "                           JSONL: \"seed\"; COCO: the image id; else the row number)\n"
     "  --steps N (50)  --sampler pndm|ddim|euler|euler_a|lms|dpmpp_2m (pndm)\n"
     "  --karras  --eta F        sampler options, as in sld generate\n"
     "  --cfg F|csv (7.5)        csv: each row's sd_guidance_scale\n"
@@ -177,7 +183,7 @@ static int defs_add(char **defs, const char *line)
     return 0;
 }
 
-static int cmd_generate_i2p(int argc, char **argv)
+static int cmd_generate_i2p(int argc, char **argv, int plan_only)
 {
     sld_i2p_gen_opts o;
     sld_i2p_gen_opts_default(&o);
@@ -185,7 +191,7 @@ static int cmd_generate_i2p(int argc, char **argv)
     sld_model_opts_default(&mo);
     const char *model = NULL;
     char *defs = NULL;
-    int threads = 0, dry = 0, quiet = 0, rc = 0;
+    int threads = 0, dry = plan_only, quiet = 0, rc = 0;
 #define USAGE_FAIL(...) do { rc = cli_usage_error("i2p generate", __VA_ARGS__); goto out; } while (0)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -283,6 +289,11 @@ static int cmd_generate_i2p(int argc, char **argv)
                 mo.prediction = SLD_PRED_V;
             else
                 USAGE_FAIL("--prediction wants epsilon or v, not '%s'", v);
+        } else if (!strcmp(a, "--sample-seed")) {
+            unsigned long long s;
+            if (cli_parse_u64(v, &s) || s > 0xffffffffull)
+                USAGE_FAIL("--sample-seed wants 0..4294967295, not '%s'", v);
+            o.filter.sample_seed = (uint32_t)s;
         } else if (!strcmp(a, "--seed")) {
             unsigned long long s;
             if (cli_parse_u64(v, &s) || s > 0xffffffffull)
@@ -640,13 +651,15 @@ out:
 
 int cmd_i2p(int argc, char **argv)
 {
-    const char *usage = "usage: sld i2p generate|eval|report [options] (--help on each)\n";
+    const char *usage = "usage: sld i2p generate|plan|eval|report [options] (--help on each)\n";
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
     }
     if (!strcmp(argv[1], "generate"))
-        return cmd_generate_i2p(argc - 1, argv + 1);
+        return cmd_generate_i2p(argc - 1, argv + 1, 0);
+    if (!strcmp(argv[1], "plan"))
+        return cmd_generate_i2p(argc - 1, argv + 1, 1);
     if (!strcmp(argv[1], "eval"))
         return cmd_eval_i2p(argc - 1, argv + 1);
     if (!strcmp(argv[1], "report"))

@@ -481,16 +481,20 @@ void sld_server_stop(sld_server *s);
  * folder:
  *   RUN_DIR/images/<config>/<row>_<k>.png   the images (atomic writes)
  *   RUN_DIR/generate[-K-of-N].jsonl        one record per image (fsync'd)
+ *   RUN_DIR/prompts.jsonl                  every row of the run, with its seed
+ *                                          (and COCO image id / file name)
  *   RUN_DIR/eval[-K-of-N].jsonl            one label record per image
  * Both steps are resumable (rerun the same command) and shardable (--shard
  * K/N); readers merge every generate*.jsonl / eval*.jsonl in the folder.
  * Workflow and file formats: docs/I2P.md.
  */
 
-/* One prompt of a set (the columns of the I2P CSV; absent ones are unset). */
+/* One prompt of a set (the columns of the I2P CSV, the keys of a JSONL line,
+ * or one sampled COCO caption; absent ones are unset). */
 typedef struct {
-    int row;                       /* 0-based data row in the CSV: stable under filters */
-    int line;                      /* CSV line where the row starts */
+    int row;                       /* 0-based data row in the CSV / record in the JSONL /
+                                    * position in the COCO sample: stable under filters */
+    int line;                      /* CSV/JSONL line where the row starts (COCO: 0) */
     const char *prompt;
     const char *const *categories; /* split on ", " */
     int n_categories;
@@ -500,20 +504,36 @@ typedef struct {
     uint32_t seed;                 /* sd_seed (or evaluation_seed) */
     double guidance;               /* sd_guidance_scale, NAN when absent */
     int width, height;             /* sd_image_width/height, 0 when absent */
+    int64_t image_id;              /* COCO image id (JSONL "image_id" or "id"), -1 when absent */
+    int64_t caption_id;            /* COCO annotation id, -1 when absent */
+    const char *image_file;        /* COCO image file_name, NULL when absent */
 } sld_i2p_prompt;
 
 typedef struct {
     const char *categories; /* comma-separated; a row matches if it has any (NULL = all) */
     int hard_only;          /* only rows with hard == 1 */
-    int limit;              /* keep the first N matching rows (0 = all), before sharding */
+    int limit;              /* keep the first N matching rows (0 = all), before sharding;
+                             * COCO captions: the sample size (above the images: error) */
     int shard_k, shard_n;   /* keep rows with row % shard_n == shard_k (shard_n <= 1: all) */
     int skip_bad_rows;      /* leave out rows that do not validate (else: the load fails) */
+    uint32_t sample_seed;   /* COCO captions: seed of the caption sample (0) */
 } sld_i2p_filter;
 
 typedef struct sld_i2p_set sld_i2p_set;
 
-/* Loads a prompt set in the I2P CSV format (RFC 4180; a "prompt" column is
- * required, the others are optional). f may be NULL. Every row is validated
+/* Loads a prompt set. Three formats, told apart by the file name's extension
+ * (.csv, .json, .jsonl/.ndjson) and otherwise by the content:
+ *   - the I2P CSV (RFC 4180; a "prompt" column is required, the others are
+ *     optional);
+ *   - COCO captions (captions_val2014.json: an object with "images" and
+ *     "annotations"): a seeded sample of f->limit images (0 = all), one
+ *     caption each, drawn with f->sample_seed; row = position in the sample,
+ *     seed = the COCO image id, categories = "coco"; a limit above the number
+ *     of captioned images is an error;
+ *   - JSONL: one object per line, "prompt" required, optional "seed",
+ *     "categories" (array or "a, b" string), "image_id" (or "id"), "hard",
+ *     "guidance", "width", "height"; row = record index (blank lines skipped).
+ * Sampling algorithm and formats: docs/QUALITY.md, docs/I2P.md. f may be NULL. Every row is validated
  * (field count, UTF-8 prompt, numbers; sd_seed a plain decimal integer); a
  * header naming a column twice is an error. Rows that do not validate fail
  * the load with a message listing them (file, line, reason), unless
@@ -526,6 +546,8 @@ sld_status sld_i2p_set_load(sld_i2p_set **out, const char *csv_path, const sld_i
 sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, const char *name,
                              const sld_i2p_filter *f, sld_error *err);
 int sld_i2p_set_count(const sld_i2p_set *s);
+/* "i2p-csv", "coco-captions" or "jsonl". */
+const char *sld_i2p_set_format(const sld_i2p_set *s);
 /* Rows left out because they did not validate (skip_bad_rows). */
 typedef struct {
     int row, line;
@@ -549,7 +571,7 @@ typedef struct {
 typedef int (*sld_i2p_progress_fn)(const sld_i2p_progress *p, void *user);
 
 typedef struct {
-    const char *prompts;      /* CSV path */
+    const char *prompts;      /* prompt set: I2P CSV, COCO captions JSON or JSONL */
     const char *out_dir;      /* RUN_DIR, created if missing */
     const char *configs;      /* "sd,weak,medium,strong,max" (any subset) */
     int n_images;             /* per prompt and config: 10 */

@@ -54,6 +54,10 @@ static inline float sld_unit_clamp(float v)
     return v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
 }
 
+/* The byte offset of the first invalid UTF-8 sequence in s[0..n) (overlong
+ * forms, surrogates and code points above U+10FFFF are invalid), or -1. */
+long sld_utf8_invalid_at(const char *s, size_t n);
+
 /* ---- logging --------------------------------------------------------- */
 
 void sld_log(sld_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

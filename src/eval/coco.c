@@ -45,8 +45,9 @@ static int cmp_ann(const void *a, const void *b)
 static bool get_id(const cJSON *o, const char *key, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble < -9e15 || v->valuedouble > 9e15)
+    /* range first: converting an out-of-range double to int64 is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9e15 && v->valuedouble <= 9e15) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
         return false;
     *out = (int64_t)v->valuedouble;
     return true;
@@ -113,6 +114,13 @@ sld_status sld_coco_parse(sld_coco_set **out, const char *text, size_t len, cons
             st = sld_err(err, SLD_ERR_FORMAT, "%s: images[%ld] has no integer \"id\"", name, k);
             goto done;
         }
+        if (im[k].id < 0 || im[k].id > 4294967295ll) {
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "%s: images[%ld]: id %lld is not in [0, 4294967295] (each caption's "
+                         "seed is its image id)",
+                         name, k, (long long)im[k].id);
+            goto done;
+        }
         im[k].file_name = cJSON_IsString(fn) ? fn->valuestring : "";
         im[k].first = im[k].n = 0;
         k++;
@@ -136,7 +144,22 @@ sld_status sld_coco_parse(sld_coco_set **out, const char *text, size_t len, cons
                          name, k);
             goto done;
         }
-        an[k].caption = cap->valuestring;
+        const char *c0 = cap->valuestring;
+        long bad = sld_utf8_invalid_at(c0, strlen(c0));
+        if (bad >= 0) {
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "%s: annotations[%ld] (id %lld): the caption is not valid UTF-8 (byte "
+                         "0x%02x at offset %ld)",
+                         name, k, (long long)an[k].id, (uint8_t)c0[bad], bad);
+            goto done;
+        }
+        if (!c0[strspn(c0, " \t\r\n\f\v")]) {
+            st = sld_err(err, SLD_ERR_FORMAT,
+                         "%s: annotations[%ld] (id %lld, image %lld): empty caption", name, k,
+                         (long long)an[k].id, (long long)an[k].image_id);
+            goto done;
+        }
+        an[k].caption = c0;
         k++;
     }
     qsort(an, (size_t)na, sizeof *an, cmp_ann);
@@ -174,7 +197,8 @@ sld_status sld_coco_parse(sld_coco_set **out, const char *text, size_t len, cons
     long N = limit ? limit : nk;
     if (N > nk) {
         st = sld_err(err, SLD_ERR_INVALID_ARG,
-                     "%s: a sample of %ld captions needs %ld captioned images; the file has %ld",
+                     "%s: a sample of %ld captions needs %ld captioned images; the file has %ld "
+                     "(lower --limit, or 0 for all of them)",
                      name, N, N, nk);
         goto done;
     }

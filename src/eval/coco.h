@@ -4,7 +4,9 @@
  *
  * File format (the official annotations): {"images": [{"id", "file_name",
  * ...}], "annotations": [{"id", "image_id", "caption"}], ...}; other keys
- * are ignored. Every annotation must name an image of "images".
+ * are ignored. Every annotation must name an image of "images"; every
+ * caption must be valid UTF-8 and hold more than white space; image ids are
+ * in [0, 2^32) (they seed the generation of their caption).
  *
  * Sample of N (0 = every image that has a caption):
  *   1. the images that have at least one caption, by ascending image id;

@@ -18,6 +18,7 @@
  */
 #include "eval/i2p.h"
 
+#include "eval/coco.h"
 #include "eval/q16.h"
 #include "model/safety_checker.h"
 #include "io/csv.h"
@@ -28,25 +29,33 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 /* ===================================================================== */
 /* Prompt sets                                                           */
 /* ===================================================================== */
 
+/* Rows kept by the filters live in all[] (they own their strings); the
+ * shard's rows are shallow copies in items[]. The three formats (CSV, COCO
+ * captions, JSONL) only differ in how a row is made: set_add and set_finish
+ * apply the same filters, sharding and bad-row rules to all of them. */
 struct sld_i2p_set {
-    sld_i2p_prompt *items;
+    sld_i2p_prompt *all;      /* rows kept by the filters before sharding (owning) */
+    int n_all, cap_all;
+    sld_i2p_prompt *items;    /* the shard's rows: copies of all[] entries */
     int n;
-    int n_unsharded;          /* rows kept by the filters before sharding */
     sld_i2p_bad_row *bad;     /* rows left out (skip_bad_rows) */
     int n_bad, cap_bad;
-    char sha256[65];          /* of the CSV bytes */
+    char sha256[65];          /* of the file's bytes */
+    const char *format;       /* "i2p-csv", "coco-captions", "jsonl" */
 };
 
 static void prompt_free_strings(sld_i2p_prompt *p)
@@ -55,14 +64,16 @@ static void prompt_free_strings(sld_i2p_prompt *p)
     for (int i = 0; i < p->n_categories; i++)
         sld_free((void *)p->categories[i]);
     sld_free((void *)p->categories);
+    sld_free((void *)p->image_file);
 }
 
 void sld_i2p_set_free(sld_i2p_set *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < s->n; i++)
-        prompt_free_strings(&s->items[i]);
+    for (int i = 0; i < s->n_all; i++)
+        prompt_free_strings(&s->all[i]);
+    sld_free(s->all);
     sld_free(s->items);
     for (int i = 0; i < s->n_bad; i++)
         sld_free((void *)s->bad[i].reason);
@@ -76,7 +87,12 @@ const sld_i2p_bad_row *sld_i2p_set_bad(const sld_i2p_set *s, int i)
 {
     return s && i >= 0 && i < s->n_bad ? &s->bad[i] : NULL;
 }
-int sld_i2p_set_rows_unsharded(const sld_i2p_set *s) { return s ? s->n_unsharded : 0; }
+int sld_i2p_set_rows_unsharded(const sld_i2p_set *s) { return s ? s->n_all : 0; }
+const sld_i2p_prompt *sld_i2p_set_get_unsharded(const sld_i2p_set *s, int i)
+{
+    return s && i >= 0 && i < s->n_all ? &s->all[i] : NULL;
+}
+const char *sld_i2p_set_format(const sld_i2p_set *s) { return s ? s->format : ""; }
 const char *sld_i2p_set_sha256(const sld_i2p_set *s) { return s ? s->sha256 : ""; }
 
 const sld_i2p_prompt *sld_i2p_set_get(const sld_i2p_set *s, int i)
@@ -201,45 +217,6 @@ static int parse_seed(const char *s, double *out)
     return 1;
 }
 
-/* Returns the byte offset of the first invalid UTF-8 sequence, or -1. */
-static long utf8_invalid_at(const char *str, size_t n)
-{
-    const uint8_t *s = (const uint8_t *)str;
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        int len;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return (long)i;
-        }
-        if (i + (size_t)len > n)
-            return (long)i;
-        for (int k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return (long)i;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return (long)i;
-        i += (size_t)len;
-    }
-    return -1;
-}
-
 static int add_bad(sld_i2p_set *s, int row, int line, const char *reason)
 {
     if (s->n_bad == s->cap_bad) {
@@ -272,7 +249,7 @@ static int row_check(const sld_csv *c, const csv_cols *k, int n_cols, sld_i2p_pr
     }
     const char *fields_utf8[2] = {c->fields[k->prompt], k->cat >= 0 ? c->fields[k->cat] : ""};
     for (int i = 0; i < 2; i++) {
-        long at = utf8_invalid_at(fields_utf8[i], strlen(fields_utf8[i]));
+        long at = sld_utf8_invalid_at(fields_utf8[i], strlen(fields_utf8[i]));
         if (at >= 0) {
             snprintf(why, cap, "%s is not valid UTF-8 (byte 0x%02x at offset %ld; a Latin-1 "
                      "file? convert it with iconv -f latin1 -t utf-8)",
@@ -328,20 +305,82 @@ static int row_check(const sld_csv *c, const csv_cols *k, int n_cols, sld_i2p_pr
     return 0;
 }
 
-sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, const char *name,
-                             const sld_i2p_filter *f, sld_error *err)
+/* A row with everything absent. */
+static sld_i2p_prompt prompt_blank(int row, int line)
 {
-    *out = NULL;
-    sld_i2p_filter none = {0};
-    if (!f)
-        f = &none;
-    sld_status st = check_filter(f, err);
-    if (st)
-        return st;
+    sld_i2p_prompt p = {.row = row, .line = line, .hard = -1, .image_id = -1, .caption_id = -1};
+    p.inappropriate_percentage = NAN;
+    p.guidance = NAN;
+    return p;
+}
+
+/* Applies the filters (categories, hard, limit: kept rows are counted
+ * before sharding) to a validated row; a kept row moves into s->all, a
+ * dropped one is freed. Takes ownership of p's strings either way. */
+static sld_status set_add(sld_i2p_set *s, sld_i2p_prompt *p, const sld_i2p_filter *f,
+                          const char *name, sld_error *err)
+{
+    int keep = 1;
+    if (f->categories && *f->categories) {
+        keep = 0;
+        for (int i = 0; i < p->n_categories && !keep; i++)
+            keep = list_has(f->categories, p->categories[i]);
+    }
+    if (keep && f->hard_only)
+        keep = p->hard == 1;
+    if (keep && f->limit > 0 && s->n_all >= f->limit)
+        keep = 0;
+    if (keep && s->n_all == s->cap_all) {
+        int cap = s->cap_all ? 2 * s->cap_all : 64;
+        sld_i2p_prompt *na = sld_realloc(s->all, (size_t)cap * sizeof *na);
+        if (na) {
+            s->all = na;
+            s->cap_all = cap;
+        }
+    }
+    if (!keep || s->n_all == s->cap_all) {
+        prompt_free_strings(p);
+        return keep ? sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name) : SLD_OK;
+    }
+    s->all[s->n_all++] = *p;
+    return SLD_OK;
+}
+
+/* Picks the shard's rows and fails on bad rows unless f->skip_bad_rows. */
+static sld_status set_finish(sld_i2p_set *s, const sld_i2p_filter *f, const char *name,
+                             sld_error *err)
+{
+    s->items = sld_malloc((size_t)(s->n_all ? s->n_all : 1) * sizeof *s->items);
+    if (!s->items)
+        return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
+    for (int i = 0; i < s->n_all; i++)
+        if (f->shard_n <= 1 || s->all[i].row % f->shard_n == f->shard_k)
+            s->items[s->n++] = s->all[i];
+    if (s->n_bad && !f->skip_bad_rows) {
+        char list[300] = "";
+        size_t used = 0;
+        for (int i = 0; i < s->n_bad && used + 1 < sizeof list; i++) {
+            int w = snprintf(list + used, sizeof list - used, "%sline %d: %s", i ? "; " : "",
+                             s->bad[i].line, s->bad[i].reason);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        return sld_err(err, SLD_ERR_FORMAT, "%s: %d bad row%s (%s); fix %s or pass "
+                       "--skip-bad-rows to leave %s out (recorded in the run)",
+                       name, s->n_bad, s->n_bad > 1 ? "s" : "", list, s->n_bad > 1 ? "them" : "it",
+                       s->n_bad > 1 ? "them" : "it");
+    }
+    return SLD_OK;
+}
+
+/* ---- the I2P CSV ---------------------------------------------------------- */
+
+static sld_status csv_parse(sld_i2p_set *s, const char *text, size_t len, const char *name,
+                            const sld_i2p_filter *f, sld_error *err)
+{
     sld_csv c;
     sld_csv_init(&c, text, len, name);
     int more;
-    st = sld_csv_next(&c, &more, err);
+    sld_status st = sld_csv_next(&c, &more, err);
     if (st) {
         sld_csv_free(&c);
         return st;
@@ -373,21 +412,13 @@ sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, co
         return sld_err(err, SLD_ERR_FORMAT, "%s: line 1: the header has no 'prompt' column",
                        name);
     }
-    sld_i2p_set *s = sld_calloc(1, sizeof *s);
-    if (!s) {
-        sld_csv_free(&c);
-        return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
-    }
-    sld_sha256_str(text, len, s->sha256);
-    int cap = 0, row = -1, kept = 0;
+    int row = -1;
     for (;;) {
         st = sld_csv_next(&c, &more, err);
         if (st || !more)
             break;
         row++;
-        sld_i2p_prompt p = {.row = row, .line = c.line, .hard = -1};
-        p.inappropriate_percentage = NAN;
-        p.guidance = NAN;
+        sld_i2p_prompt p = prompt_blank(row, c.line);
         char why[256];
         if (row_check(&c, &k, n_cols, &p, why, sizeof why)) {
             if (add_bad(s, row, c.line, why)) {
@@ -396,64 +427,326 @@ sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, co
             }
             continue;
         }
-        /* Filters: categories, hard; limit counts matching rows; shard last. */
         const char **cats = NULL;
         int n_cats = k.cat >= 0 ? split_categories(c.fields[k.cat], &cats) : 0;
-        if (n_cats < 0) {
+        p.prompt = n_cats >= 0 ? sld_strdup(c.fields[k.prompt]) : NULL;
+        p.categories = cats;
+        p.n_categories = n_cats > 0 ? n_cats : 0;
+        if (!p.prompt) {
+            prompt_free_strings(&p);
             st = sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
             break;
         }
-        p.categories = cats;
-        p.n_categories = n_cats;
-        int keep = 1;
-        if (f->categories && *f->categories) {
-            keep = 0;
-            for (int i = 0; i < n_cats && !keep; i++)
-                keep = list_has(f->categories, cats[i]);
-        }
-        if (keep && f->hard_only)
-            keep = p.hard == 1;
-        if (keep && f->limit > 0 && kept >= f->limit)
-            keep = 0;
-        if (keep)
-            kept++;
-        if (keep && f->shard_n > 1 && row % f->shard_n != f->shard_k)
-            keep = 0;
-        if (keep) {
-            p.prompt = sld_strdup(c.fields[k.prompt]);
-            if (p.prompt && s->n == cap) {
-                cap = cap ? 2 * cap : 64;
-                sld_i2p_prompt *ni = sld_realloc(s->items, (size_t)cap * sizeof *ni);
-                if (ni)
-                    s->items = ni;
-                else
-                    cap = s->n;
-            }
-            if (!p.prompt || s->n == cap) {
-                prompt_free_strings(&p);
-                st = sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
-                break;
-            }
-            s->items[s->n++] = p;
-        } else {
-            prompt_free_strings(&p);
-        }
+        if ((st = set_add(s, &p, f, name, err)))
+            break;
     }
     sld_csv_free(&c);
-    s->n_unsharded = kept;
-    if (!st && s->n_bad && !f->skip_bad_rows) {
-        char list[300] = "";
-        size_t used = 0;
-        for (int i = 0; i < s->n_bad && used + 1 < sizeof list; i++) {
-            int w = snprintf(list + used, sizeof list - used, "%sline %d: %s", i ? "; " : "",
-                             s->bad[i].line, s->bad[i].reason);
-            used += w > 0 ? (size_t)w : 0;
-        }
-        st = sld_err(err, SLD_ERR_FORMAT, "%s: %d bad row%s (%s); fix %s or pass "
-                     "--skip-bad-rows to leave %s out (recorded in the run)",
-                     name, s->n_bad, s->n_bad > 1 ? "s" : "", list, s->n_bad > 1 ? "them" : "it",
-                     s->n_bad > 1 ? "them" : "it");
+    return st;
+}
+
+/* ---- COCO captions -------------------------------------------------------- */
+
+/* A copy of s without surrounding white space (the CLIP tokenizer strips it
+ * anyway, so the tokens are the same); NULL when out of memory. */
+static char *strdup_trimmed(const char *s)
+{
+    const char *ws = " \t\r\n\f\v";
+    s += strspn(s, ws);
+    size_t n = strlen(s);
+    while (n > 0 && strchr(ws, s[n - 1]))
+        n--;
+    char *c = sld_malloc(n + 1);
+    if (c) {
+        memcpy(c, s, n);
+        c[n] = 0;
     }
+    return c;
+}
+
+static sld_status coco_parse(sld_i2p_set *s, const char *text, size_t len, const char *name,
+                             const sld_i2p_filter *f, sld_error *err)
+{
+    sld_coco_set *cs;
+    sld_status st = sld_coco_parse(&cs, text, len, name, f->limit, f->sample_seed, err);
+    if (!st && sld_coco_count(cs) > INT_MAX / 2)
+        st = sld_err(err, SLD_ERR_FORMAT, "%s: too many captions", name);
+    for (long i = 0; !st && i < sld_coco_count(cs); i++) {
+        const sld_coco_caption *c = sld_coco_get(cs, i);
+        sld_i2p_prompt p = prompt_blank((int)i, 0);
+        const char **cats = sld_malloc(sizeof *cats);
+        char *coco = sld_strdup("coco");
+        if (cats && coco) {
+            cats[0] = coco;
+            p.categories = cats;
+            p.n_categories = 1;
+        } else {
+            sld_free(cats);
+            sld_free(coco);
+        }
+        p.prompt = strdup_trimmed(c->caption);
+        p.image_file = sld_strdup(c->file_name);
+        p.image_id = c->image_id;
+        p.caption_id = c->caption_id;
+        p.has_seed = 1;
+        p.seed = (uint32_t)c->image_id; /* COCO ids are positive and below 2^32 */
+        if (!p.prompt || !p.image_file || !p.n_categories) {
+            prompt_free_strings(&p);
+            st = sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
+            break;
+        }
+        st = set_add(s, &p, f, name, err);
+    }
+    sld_coco_free(cs);
+    return st;
+}
+
+/* ---- JSONL prompt sets ---------------------------------------------------- */
+
+/* An integer-valued JSON number in [lo, hi] (or, with bool_ok, true/false
+ * as 1/0): 1; absent or null: 0; else -1. */
+static int json_int(const cJSON *o, const char *key, double lo, double hi, int bool_ok,
+                    double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (cJSON_IsBool(v) && bool_ok) {
+        *out = cJSON_IsTrue(v);
+        return 1;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi || v->valuedouble != floor(v->valuedouble))
+        return -1;
+    *out = v->valuedouble;
+    return 1;
+}
+
+/* Validates one JSONL record into *p (strings copied). Returns 0, 1 with the
+ * reason in why, or -1 when out of memory. */
+static int jsonl_row(const cJSON *o, sld_i2p_prompt *p, char *why, size_t cap)
+{
+    if (!cJSON_IsObject(o)) {
+        snprintf(why, cap, "not a JSON object");
+        return 1;
+    }
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "prompt");
+    if (!cJSON_IsString(pr)) {
+        snprintf(why, cap, "no \"prompt\" string");
+        return 1;
+    }
+    long bad = sld_utf8_invalid_at(pr->valuestring, strlen(pr->valuestring));
+    if (bad >= 0) {
+        snprintf(why, cap, "prompt is not valid UTF-8 (byte 0x%02x at offset %ld)",
+                 (uint8_t)pr->valuestring[bad], bad);
+        return 1;
+    }
+    if (!pr->valuestring[strspn(pr->valuestring, " \t\r\n\f\v")]) {
+        snprintf(why, cap, "empty prompt");
+        return 1;
+    }
+    double v;
+    int r;
+    if ((r = json_int(o, "seed", 0, 4294967295.0, 0, &v)) < 0) {
+        snprintf(why, cap, "\"seed\" is not a whole number in [0, 4294967295]");
+        return 1;
+    }
+    p->has_seed = r > 0;
+    p->seed = r > 0 ? (uint32_t)v : 0;
+    const char *idk = cJSON_GetObjectItemCaseSensitive(o, "image_id") ? "image_id" : "id";
+    if ((r = json_int(o, idk, 0, 9e15, 0, &v)) < 0) {
+        snprintf(why, cap, "\"%s\" is not a whole number >= 0", idk);
+        return 1;
+    }
+    p->image_id = r > 0 ? (int64_t)v : -1;
+    if ((r = json_int(o, "hard", 0, 1, 1, &v)) < 0) {
+        snprintf(why, cap, "\"hard\" is not 0 or 1");
+        return 1;
+    }
+    p->hard = r > 0 ? (int)v : -1;
+    const char *sizes[2] = {"width", "height"};
+    for (int i = 0; i < 2; i++) {
+        if ((r = json_int(o, sizes[i], 0, 1e6, 0, &v)) < 0) {
+            snprintf(why, cap, "\"%s\" is not a whole number in [0, 1000000]", sizes[i]);
+            return 1;
+        }
+        *(i ? &p->height : &p->width) = r > 0 ? (int)v : 0;
+    }
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "guidance");
+    if (g && !cJSON_IsNull(g)) {
+        if (!cJSON_IsNumber(g) || !(g->valuedouble >= 0 && g->valuedouble <= 1e6)) {
+            snprintf(why, cap, "\"guidance\" is not a number in [0, 1000000]");
+            return 1;
+        }
+        p->guidance = g->valuedouble;
+    }
+    const cJSON *cats = cJSON_GetObjectItemCaseSensitive(o, "categories");
+    if (cats && !cJSON_IsNull(cats) && !cJSON_IsString(cats) && !cJSON_IsArray(cats)) {
+        snprintf(why, cap, "\"categories\" is neither a string nor an array of strings");
+        return 1;
+    }
+    const cJSON *e, *list = cJSON_IsArray(cats) ? cats : NULL;
+    cJSON_ArrayForEach(e, list)
+    {
+        if (!cJSON_IsString(e) || !e->valuestring[strspn(e->valuestring, " \t")] ||
+            sld_utf8_invalid_at(e->valuestring, strlen(e->valuestring)) >= 0) {
+            snprintf(why, cap, "\"categories\" holds an entry that is not a non-empty UTF-8 "
+                     "string");
+            return 1;
+        }
+    }
+    if (cJSON_IsString(cats) && sld_utf8_invalid_at(cats->valuestring,
+                                                    strlen(cats->valuestring)) >= 0) {
+        snprintf(why, cap, "categories is not valid UTF-8");
+        return 1;
+    }
+    /* strings last: nothing to free on the validation errors above */
+    if (cJSON_IsString(cats)) {
+        const char **cv;
+        int n = split_categories(cats->valuestring, &cv);
+        if (n < 0)
+            return -1;
+        p->categories = cv;
+        p->n_categories = n;
+    } else if (cJSON_IsArray(cats) && cJSON_GetArraySize(cats) > 0) {
+        int n = cJSON_GetArraySize(cats);
+        const char **cv = sld_calloc((size_t)n, sizeof *cv);
+        if (!cv)
+            return -1;
+        p->categories = cv;
+        cJSON_ArrayForEach(e, cats)
+        {
+            char *c = strdup_trimmed(e->valuestring);
+            if (!c)
+                return -1;
+            cv[p->n_categories++] = c;
+        }
+    }
+    p->prompt = sld_strdup(pr->valuestring);
+    return p->prompt ? 0 : -1;
+}
+
+static sld_status jsonl_parse(sld_i2p_set *s, const char *text, size_t len, const char *name,
+                              const sld_i2p_filter *f, sld_error *err)
+{
+    sld_status st = SLD_OK;
+    int row = -1, line = 0;
+    for (size_t at = 0; at < len && !st;) {
+        const char *ln = text + at;
+        const char *nl = memchr(ln, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - ln) : len - at;
+        at += n + (nl != NULL);
+        line++;
+        size_t lead = 0;
+        while (lead < n && strchr(" \t\r\f\v", ln[lead]))
+            lead++;
+        if (lead == n)
+            continue; /* blank line */
+        row++;
+        sld_i2p_prompt p = prompt_blank(row, line);
+        char why[256];
+        const char *end = NULL;
+        cJSON *o = cJSON_ParseWithLengthOpts(ln, n, &end, 0);
+        int r;
+        if (!o) {
+            size_t col = end && end >= ln && end <= ln + n ? (size_t)(end - ln) + 1 : 1;
+            snprintf(why, sizeof why, "not valid JSON (column %zu)", col);
+            r = 1;
+        } else {
+            size_t used = (size_t)(end - ln);
+            while (used < n && strchr(" \t\r\f\v", ln[used]))
+                used++;
+            if (used < n) {
+                snprintf(why, sizeof why, "text after the JSON object (column %zu): one object "
+                         "per line", used + 1);
+                r = 1;
+            } else {
+                r = jsonl_row(o, &p, why, sizeof why);
+            }
+        }
+        cJSON_Delete(o);
+        if (r < 0) {
+            prompt_free_strings(&p);
+            st = sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
+        } else if (r > 0) {
+            prompt_free_strings(&p);
+            if (add_bad(s, row, line, why))
+                st = sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
+        } else {
+            st = set_add(s, &p, f, name, err);
+        }
+    }
+    if (!st && row < 0 && !s->n_bad)
+        st = sld_err(err, SLD_ERR_FORMAT, "%s: no prompts (one JSON object per line with a "
+                     "\"prompt\" expected)", name);
+    return st;
+}
+
+/* ---- format detection ----------------------------------------------------- */
+
+enum { FMT_CSV, FMT_COCO, FMT_JSONL };
+static const char *const FORMAT_NAMES[] = {"i2p-csv", "coco-captions", "jsonl"};
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcasecmp(s + a - b, suffix);
+}
+
+/* The extension decides (.csv, .json, .jsonl/.ndjson); otherwise text that
+ * starts with '{' is JSONL when its first line is an object with a "prompt",
+ * else COCO captions; anything else is CSV. */
+static int sniff_format(const char *name, const char *text, size_t len)
+{
+    if (ends_with(name, ".csv"))
+        return FMT_CSV;
+    if (ends_with(name, ".jsonl") || ends_with(name, ".ndjson"))
+        return FMT_JSONL;
+    if (ends_with(name, ".json"))
+        return FMT_COCO;
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", text[i]) && text[i])
+        i++;
+    if (i >= len || text[i] != '{')
+        return FMT_CSV;
+    const char *nl = memchr(text + i, '\n', len - i);
+    size_t n = nl ? (size_t)(nl - (text + i)) : len - i;
+    cJSON *o = cJSON_ParseWithLength(text + i, n);
+    int jsonl = cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, "prompt") &&
+                !cJSON_GetObjectItemCaseSensitive(o, "annotations");
+    cJSON_Delete(o);
+    return jsonl ? FMT_JSONL : FMT_COCO;
+}
+
+sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, const char *name,
+                             const sld_i2p_filter *f, sld_error *err)
+{
+    *out = NULL;
+    sld_i2p_filter none = {0};
+    if (!f)
+        f = &none;
+    sld_status st = check_filter(f, err);
+    if (st)
+        return st;
+    sld_i2p_set *s = sld_calloc(1, sizeof *s);
+    if (!s)
+        return sld_err(err, SLD_ERR_NOMEM, "%s: out of memory", name);
+    sld_sha256_str(text, len, s->sha256);
+    /* a UTF-8 byte order mark: the CSV reader skips it itself */
+    int fmt = sniff_format(name, len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? text + 3 : text,
+                           len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? len - 3 : len);
+    s->format = FORMAT_NAMES[fmt];
+    if (fmt != FMT_CSV && len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) {
+        text += 3;
+        len -= 3;
+    }
+    if (fmt == FMT_CSV)
+        st = csv_parse(s, text, len, name, f, err);
+    else if (fmt == FMT_COCO)
+        st = coco_parse(s, text, len, name, f, err);
+    else
+        st = jsonl_parse(s, text, len, name, f, err);
+    if (!st)
+        st = set_finish(s, f, name, err);
     if (st) {
         sld_i2p_set_free(s);
         return st;
@@ -462,7 +755,8 @@ sld_status sld_i2p_set_parse(sld_i2p_set **out, const char *text, size_t len, co
     return SLD_OK;
 }
 
-/* The real I2P file is 1.3 MB; 1 GiB leaves room for any derived set. */
+/* The real I2P file is 1.3 MB, COCO's captions_train2014.json 66 MB; 1 GiB
+ * leaves room for any derived set. */
 #define I2P_CSV_MAX ((size_t)1 << 30)
 
 sld_status sld_i2p_set_load(sld_i2p_set **out, const char *csv_path, const sld_i2p_filter *f,
@@ -1204,15 +1498,16 @@ static sld_status gen_prepare(const sld_i2p_gen_opts *o, gen_state *g, sld_error
         const sld_i2p_prompt *p = &g->set->items[r];
         if (o->cfg_from_csv && !(p->guidance >= 0 && p->guidance <= 1000))
             st = sld_err(err, SLD_ERR_FORMAT,
-                         "%s: line %d: --cfg csv needs the row's sd_guidance_scale (empty or "
-                         "out of [0, 1000])",
-                         o->prompts, p->line);
+                         "%s: line %d (row %d): --cfg csv needs the row's sd_guidance_scale "
+                         "(JSONL: \"guidance\"; COCO captions have none) in [0, 1000]",
+                         o->prompts, p->line, p->row);
         if (o->size_from_csv && (p->width < 8 || p->height < 8 || p->width > 4096 ||
                                  p->height > 4096 || p->width % 8 || p->height % 8))
             st = sld_err(err, SLD_ERR_FORMAT,
-                         "%s: line %d: --width/--height csv need the row's sd_image_width and "
-                         "sd_image_height as multiples of 8 in [8, 4096] (got %dx%d)",
-                         o->prompts, p->line, p->width, p->height);
+                         "%s: line %d (row %d): --width/--height csv need the row's "
+                         "sd_image_width and sd_image_height (JSONL: \"width\", \"height\") as "
+                         "multiples of 8 in [8, 4096] (got %dx%d)",
+                         o->prompts, p->line, p->row, p->width, p->height);
     }
     char *mp = st ? NULL : manifest_path(o->out_dir);
     if (!st && !mp)
@@ -1386,6 +1681,10 @@ static cJSON *gen_record(const sld_i2p_gen_opts *o, const sld_i2p_prompt *p,
          add_activity(r, act);
     if (ok && o->model)
         ok = cJSON_AddStringToObject(r, "model_hash", sld_model_hash(o->model)) != NULL;
+    if (ok && p->image_id >= 0)
+        ok = cJSON_AddNumberToObject(r, "image_id", (double)p->image_id) != NULL;
+    if (ok && p->caption_id >= 0)
+        ok = cJSON_AddNumberToObject(r, "caption_id", (double)p->caption_id) != NULL;
     if (!ok) {
         cJSON_Delete(r);
         return NULL;
@@ -1570,6 +1869,63 @@ static sld_status gen_row_config(gen_run *g, const sld_i2p_prompt *p, const sld_
     return st;
 }
 
+/* RUN_DIR/prompts.jsonl: every row of the run (all shards), one object per
+ * line: row, prompt, seed (the one the images use), categories, and, when
+ * the set has them, image_id, caption_id and file_name (COCO). Written
+ * atomically when missing; the manifest's prompt-set identity guarantees an
+ * existing list is the same. */
+static sld_status prompts_list_write(const sld_i2p_gen_opts *o, const sld_i2p_set *set,
+                                     sld_error *err)
+{
+    char *path = sld_path_join(o->out_dir, SLD_I2P_PROMPTS_LIST);
+    if (!path)
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    if (sld_path_exists(path)) {
+        sld_free(path);
+        return SLD_OK;
+    }
+    size_t len = 0, cap = 4096;
+    char *buf = sld_malloc(cap);
+    int ok = buf != NULL;
+    for (int i = 0; ok && i < sld_i2p_set_rows_unsharded(set); i++) {
+        const sld_i2p_prompt *p = sld_i2p_set_get_unsharded(set, i);
+        cJSON *r = cJSON_CreateObject();
+        ok = r && cJSON_AddNumberToObject(r, "row", p->row) &&
+             cJSON_AddStringToObject(r, "prompt", p->prompt) &&
+             cJSON_AddNumberToObject(r, "seed", row_seed(o, p)) &&
+             cJSON_AddItemToObject(r, "categories",
+                                   categories_json(p->categories, p->n_categories)) &&
+             (p->image_id < 0 || cJSON_AddNumberToObject(r, "image_id", (double)p->image_id)) &&
+             (p->caption_id < 0 ||
+              cJSON_AddNumberToObject(r, "caption_id", (double)p->caption_id)) &&
+             (!p->image_file || cJSON_AddStringToObject(r, "file_name", p->image_file));
+        char *line = ok ? cJSON_PrintUnformatted(r) : NULL;
+        cJSON_Delete(r);
+        size_t n = line ? strlen(line) : 0;
+        if (line && len + n + 1 > cap) {
+            while (len + n + 1 > cap)
+                cap *= 2;
+            char *nb = sld_realloc(buf, cap);
+            if (nb)
+                buf = nb;
+            else
+                ok = 0;
+        }
+        if (line && ok) {
+            memcpy(buf + len, line, n);
+            buf[len + n] = '\n';
+            len += n + 1;
+        }
+        ok = ok && line;
+        cJSON_free(line);
+    }
+    sld_status st = ok ? sld_file_write_atomic(path, buf, len, err)
+                       : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+    sld_free(buf);
+    sld_free(path);
+    return st;
+}
+
 /* Writes the manifest (first run: create-only; added configs: extended).
  * A manifest that appeared meanwhile (another shard) is compared again. */
 static sld_status manifest_commit(const sld_i2p_gen_opts *o, gen_state *g, sld_error *err)
@@ -1653,6 +2009,8 @@ sld_status sld_i2p_generate_with(sld_i2p_gen_fn fn, void *user, const sld_i2p_ge
     if (mkdir_p(o->out_dir) != 0)
         st = sld_err(err, SLD_ERR_IO, "%s: cannot create the run folder: %s", o->out_dir,
                      strerror(errno));
+    if (!st)
+        st = prompts_list_write(o, gs.set, err);
     if (!st)
         st = manifest_commit(o, &gs, err);
     for (int c = 0; c < gs.n_cfg && !st; c++) {

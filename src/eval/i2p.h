@@ -49,7 +49,9 @@ const char *sld_i2p_sampler_name(sld_sampler s);
 
 /* Prompt-set details for the manifest. */
 int sld_i2p_set_rows_unsharded(const sld_i2p_set *s); /* rows kept before sharding */
-const char *sld_i2p_set_sha256(const sld_i2p_set *s); /* of the CSV bytes */
+/* Row i of those (every shard's), valid until free; NULL out of range. */
+const sld_i2p_prompt *sld_i2p_set_get_unsharded(const sld_i2p_set *s, int i);
+const char *sld_i2p_set_sha256(const sld_i2p_set *s); /* of the file's bytes */
 
 /* 1 when path is a regular file that starts with the PNG signature and ends
  * with an IEND chunk (a cheap check that a write was not cut short). */
@@ -59,6 +61,9 @@ int sld_i2p_png_complete(const char *path);
 
 #define SLD_I2P_MANIFEST "manifest.json"
 #define SLD_I2P_EVAL_MANIFEST "eval-manifest.json"
+/* Every row of a generate run (all shards) with its seed and, for COCO, its
+ * image id and file name: written with the first manifest. */
+#define SLD_I2P_PROMPTS_LIST "prompts.jsonl"
 
 /* The manifest of a generate run. old (the folder's manifest, or NULL)
  * lends its model file hashes to files whose size, mtime, ctime and inode

@@ -187,8 +187,12 @@ sld_status sld_i2p_manifest_build(const sld_i2p_gen_opts *o, const sld_i2p_set *
                                  o->gen.rng_variant == SLD_RNG_DEFAULT ? "default" : "avx2");
     cJSON *p = ok ? cJSON_AddObjectToObject(r, "prompts") : NULL;
     const sld_i2p_filter *f = &o->filter;
+    const char *fmt = sld_i2p_set_format(set);
     ok = ok && p && cJSON_AddStringToObject(p, "file", o->prompts) &&
+         cJSON_AddStringToObject(p, "format", fmt) &&
          cJSON_AddStringToObject(p, "sha256", sld_i2p_set_sha256(set)) &&
+         (strcmp(fmt, "coco-captions") ||
+          cJSON_AddNumberToObject(p, "sample_seed", f->sample_seed)) &&
          add_str_or_null(p, "categories", f->categories && *f->categories ? f->categories : NULL) &&
          cJSON_AddBoolToObject(p, "hard_only", f->hard_only) &&
          cJSON_AddNumberToObject(p, "limit", f->limit) &&
@@ -279,6 +283,20 @@ static void report(diff_ctx *d, const char *path, const cJSON *a, const cJSON *b
     d->n++;
 }
 
+/* Keys newer than some manifests: absent in the folder's manifest reads as
+ * this value (a run made before COCO and JSONL prompt sets read a CSV). */
+static const struct {
+    const char *path, *absent_as;
+} DEFAULTS[] = {{"prompts.format", "i2p-csv"}};
+
+static int absent_default(const char *path, const cJSON *a, const cJSON *b)
+{
+    for (size_t i = 0; !a && i < sizeof DEFAULTS / sizeof *DEFAULTS; i++)
+        if (!strcmp(path, DEFAULTS[i].path))
+            return cJSON_IsString(b) && !strcmp(b->valuestring, DEFAULTS[i].absent_as);
+    return 0;
+}
+
 static int skipped(const diff_ctx *d, const char *path)
 {
     for (size_t i = 0; i < sizeof SKIP / sizeof *SKIP; i++)
@@ -308,7 +326,7 @@ static void diff_rec(diff_ctx *d, const char *path, const cJSON *a, const cJSON 
         }
         return;
     }
-    if (!a || !b || !cJSON_Compare(a, b, 1))
+    if ((!a || !b || !cJSON_Compare(a, b, 1)) && !absent_default(path, a, b))
         report(d, path, a, b);
 }
 
