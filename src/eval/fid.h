@@ -73,4 +73,19 @@ sld_status sld_np_rng_choice(sld_np_rng *r, long N, long size, long *idx, sld_er
 /* *out = RandomState.randint(n) (0 <= *out < n; n = 1 draws nothing). */
 sld_status sld_np_rng_randint(sld_np_rng *r, long n, long *out, sld_error *err);
 
+/* A feature set read from a file (quality.c): a pytorch-fid .npz (statistics
+ * only: feats NULL, N 0) or a .safetensors file (sld_metrics_features'
+ * layout or a 2-D "features" [N,D]: feats [N,D] and their statistics).
+ * Values are checked finite. Errors: SLD_ERR_FORMAT (.npz without mu/sigma,
+ * malformed files), SLD_ERR_SHAPE (features of different widths),
+ * SLD_ERR_INVALID_ARG (NaN/Inf, a folder, an unknown kind), SLD_ERR_IO. */
+typedef struct {
+    float *feats;
+    long N;
+    int D;
+    sld_fid_stats stats;
+} sld_feature_set;
+sld_status sld_feature_set_load(const char *path, sld_feature_set *out, sld_error *err);
+void sld_feature_set_free(sld_feature_set *s); /* NULL is a no-op */
+
 #endif /* SLD_EVAL_FID_H */
