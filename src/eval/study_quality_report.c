@@ -256,11 +256,7 @@ static sld_status config_metrics(const sld_quality_report_opts *o, const cfg_dat
     m->n = d->n;
     m->generated = d->generated;
     if (d->n >= 2) {
-        sld_fid_stats s = {0};
-        sld_status st = sld_fid_stats_compute(d->feats, d->n, D, &s, err);
-        if (!st)
-            st = sld_frechet_distance(&s, &ref->stats, &m->fid, err);
-        sld_fid_stats_free(&s);
+        sld_status st = sld_frechet_distance_sample(&ref->stats, d->feats, d->n, D, &m->fid, err);
         if (st)
             return st;
         long size = o->kid_subset_size;
