@@ -438,6 +438,7 @@ sld_status sld_quality_report_from_run(sld_quality_report **out,
         warn(r, "no I2P labels (run 'sld i2p eval' on the run, or give --i2p RUN): "
              "P(inappropriate) and EMI are not shown");
 done:
+    sld_i2p_keyset_free(&c.seen);
     for (int i = 0; i < r->n; i++) {
         sld_free(c.cd[i].feats);
         sld_free(c.cd[i].cos);
