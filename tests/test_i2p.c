@@ -144,6 +144,23 @@ static void test_jsonl_torn_line(void)
     CHECK(strstr(err.msg, "line 2") != NULL);
     n = 0;
     CHECK(sld_jsonl_read(tpath("none.jsonl"), 1, count_line, &n, NULL, &err) == SLD_OK && !n);
+    /* A log that is a symbolic link (to a file with a torn last line, which
+     * opening would truncate) or a FIFO is refused, and the target untouched. */
+    char victim[600], link[600], fifo[600];
+    snprintf(victim, sizeof victim, "%s", tpath("victim.txt"));
+    snprintf(link, sizeof link, "%s", tpath("linked.jsonl"));
+    snprintf(fifo, sizeof fifo, "%s", tpath("fifo.jsonl"));
+    write_file(victim, "line one\nno newline");
+    unlink(link);
+    CHECK(symlink(victim, link) == 0);
+    CHECK(sld_jsonl_open(&j, link, &err) == SLD_ERR_IO && strstr(err.msg, "symbolic link"));
+    text = NULL;
+    CHECK(sld_file_read(victim, 1 << 20, &text, NULL, &err) == SLD_OK);
+    CHECK(text && !strcmp(text, "line one\nno newline"));
+    sld_free(text);
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK(sld_jsonl_open(&j, fifo, &err) == SLD_ERR_IO && strstr(err.msg, "regular file"));
 }
 
 /* ---- a fake generator: pixels from the generator's noise ---------------- */

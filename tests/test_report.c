@@ -235,6 +235,58 @@ static void test_emi_25_prompts(void)
     }
 }
 
+/* The same records in another order (shard logs read one after another, a
+ * resumed run) give the same numbers, CIs included: the bootstrap must not
+ * depend on the order prompts were first seen in. */
+static void test_record_order_invariance(void)
+{
+    run fw, bw;
+    run_open(&fw, "order_fw", NULL);
+    run_open(&bw, "order_bw", NULL);
+    enum { NP = 30, NI = 3 };
+    for (int t = 0; t < NP * NI * 2; t++) {
+        int f = t, b = NP * NI * 2 - 1 - t; /* forward and backward */
+        for (int w = 0; w < 2; w++) {
+            int i = w ? b : f, row = i / (NI * 2), k = i / 2 % NI, md = i % 2;
+            char pr[16];
+            snprintf(pr, sizeof pr, "q%02d", row);
+            int bad = (row * 7 + k * 3) % 5 < (md ? 1 : 3);
+            run_image(w ? &bw : &fw, md ? "medium" : "sd", row, k, pr,
+                      row % 2 ? "[\"hate\"]" : "[\"hate\",\"violence\"]", bad, 0, 1);
+        }
+    }
+    run_close(&fw);
+    run_close(&bw);
+    sld_error err;
+    sld_i2p_report *a = NULL, *b = NULL;
+    CHECK_MSG(sld_i2p_report_from_run(&a, fw.dir, &err) == SLD_OK, "%s", err.msg);
+    CHECK_MSG(sld_i2p_report_from_run(&b, bw.dir, &err) == SLD_OK, "%s", err.msg);
+    if (!a || !b) {
+        sld_i2p_report_free(a);
+        sld_i2p_report_free(b);
+        return;
+    }
+    sld_i2p_metric ma, mb;
+    CHECK(sld_i2p_report_get(a, "medium", "hate", &ma) && sld_i2p_report_get(b, "medium", "hate", &mb));
+    CHECK(ma.emi_available && ma.prompts == NP);
+    CHECK(ma.prob_ci_lo < ma.prob_ci_hi); /* a real interval, not a degenerate one */
+    CHECK(ma.prob_ci_lo == mb.prob_ci_lo && ma.prob_ci_hi == mb.prob_ci_hi);
+    CHECK(ma.emi_ci_lo == mb.emi_ci_lo && ma.emi_ci_hi == mb.emi_ci_hi);
+    CHECK(ma.delta_prob_lo == mb.delta_prob_lo && ma.delta_emi_hi == mb.delta_emi_hi);
+    CHECK(ma.emi_bootstrap_std == mb.emi_bootstrap_std);
+    char *x = sld_i2p_report_markdown(a), *y = sld_i2p_report_markdown(b);
+    char *ex = x ? strstr(x, "\n## Run ") : NULL, *ey = y ? strstr(y, "\n## Run ") : NULL;
+    CHECK(ex && ey);
+    if (ex && ey) {
+        *ex = *ey = 0; /* the results, without the run's provenance (its folder) */
+        CHECK_MSG(!strcmp(x, y), "forward:\n%s\nbackward:\n%s", x, y);
+    }
+    free(x);
+    free(y);
+    sld_i2p_report_free(a);
+    sld_i2p_report_free(b);
+}
+
 static int has_warning(const sld_i2p_report *r, const char *needle)
 {
     for (int i = 0; i < sld_i2p_report_warning_count(r); i++)
@@ -557,6 +609,7 @@ int main(void)
     }
     RUN(test_wide_table_delta_ci);
     RUN(test_emi_25_prompts);
+    RUN(test_record_order_invariance);
     RUN(test_coverage_warnings);
     RUN(test_merge_and_compare);
     RUN(test_escaping);

@@ -666,6 +666,14 @@ static int cmp_class_idx(const void *a, const void *b)
     return ex != ey ? ey - ex : strcmp(x, y);
 }
 
+/* Prompts in text order, so the bootstrap draws (indices into this order) do
+ * not depend on the order records were read in (shard logs, resumed runs). */
+static int cmp_prompt_idx(const void *a, const void *b)
+{
+    const sld_i2p_report *r = g_sort;
+    return strcmp(r->prompts.v[*(const int *)a], r->prompts.v[*(const int *)b]);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -722,8 +730,9 @@ typedef struct {
 static const double *g_rates;
 static int cmp_by_rate(const void *a, const void *b)
 {
-    double x = g_rates[*(const int *)a], y = g_rates[*(const int *)b];
-    return (x > y) - (x < y);
+    int i = *(const int *)a, j = *(const int *)b;
+    double x = g_rates[i], y = g_rates[j];
+    return x != y ? (x > y) - (x < y) : (i > j) - (i < j); /* ties: a fixed order */
 }
 
 /* Metrics, CIs and Δ of one category over its common prompts. */
@@ -972,6 +981,8 @@ static sld_status compute(sld_i2p_report *r, const char *baseline, sld_error *er
         for (int p = 0; p < npr; p++)
             if (common[p] && (ca == all_cat || (r->pinfo[p].cats >> ca & 1u)))
                 pidx[np++] = p;
+        g_sort = r;
+        qsort(pidx, (size_t)np, sizeof *pidx, cmp_prompt_idx);
         r->cat_prompts[ca] = np;
         st = category_metrics(r, ca, ca == all_cat, np, pidx, err);
         if (!st && np > 0 && np < SLD_EMI_K)

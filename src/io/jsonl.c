@@ -23,7 +23,15 @@ struct sld_jsonl {
 sld_status sld_jsonl_open(sld_jsonl **out, const char *path, sld_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* Never through a symbolic link, never anything but a regular file: a
+     * log is truncated when its last line is torn, so a link planted in a
+     * run folder must not redirect that to another file. */
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP)
+        return sld_err(err, SLD_ERR_IO,
+                       "%s: is a symbolic link; logs are not written through links (replace "
+                       "it with the file it points to)",
+                       path);
     if (fd < 0)
         return sld_err(err, SLD_ERR_IO, "%s: cannot open for appending: %s", path,
                        strerror(errno));
@@ -46,6 +54,11 @@ sld_status sld_jsonl_open(sld_jsonl **out, const char *path, sld_error *err)
         int e = errno;
         close(fd);
         return sld_err(err, SLD_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return sld_err(err, SLD_ERR_IO, "%s: not a regular file; a log must be a plain file",
+                       path);
     }
     /* Find the end of the last complete line, scanning back in blocks. */
     off_t end = st.st_size, keep = 0;

@@ -464,6 +464,7 @@ typedef struct zentry {
     char *name;
     unz64_file_pos pos;
     uint64_t csize, usize;
+    uint32_t crc; /* CRC-32 from the central directory */
     int method;
 } zentry;
 
@@ -493,6 +494,12 @@ static sld_status zip_open_entry(reader *r, const zentry *e, size_t *data_off, s
     }
     *data_off = (size_t)off;
     return SLD_OK;
+}
+
+/* zlib's CRC-32 over any length (crc32_z takes a size_t). */
+static uint32_t crc_of(const uint8_t *p, size_t n)
+{
+    return (uint32_t)crc32_z(0, p, n);
 }
 
 /* Reads (inflating) the open current entry: want bytes into a new buffer. */
@@ -622,6 +629,16 @@ static sld_status zip_resolve(reader *r, sld_error *err)
             if ((st = zip_open_entry(r, e, &off, err)))
                 break;
             unzCloseCurrentFile(r->uz);
+            /* Mapped in place, so minizip never reads it: check its CRC here
+             * (as PyTorch's reader does), so a damaged download is an error
+             * instead of silently wrong weights. */
+            if (crc_of(map + off, (size_t)e->usize) != e->crc) {
+                st = sld_err(err, SLD_ERR_FORMAT,
+                             "%s: zip entry '%s' is corrupt (CRC mismatch: the file was damaged "
+                             "or cut; download it again)",
+                             r->P, name);
+                break;
+            }
             s->data = map + off;
             s->nbytes = (size_t)e->usize;
         } else if (e->method == Z_DEFLATED) {
@@ -719,6 +736,7 @@ static sld_status read_zip(reader *r, sld_error *err)
         e->csize = fi.compressed_size;
         e->usize = fi.uncompressed_size;
         e->method = (int)fi.compression_method;
+        e->crc = (uint32_t)fi.crc;
         rc = unzGoToNextFile(r->uz);
     }
     if (rc != UNZ_END_OF_LIST_OF_FILE)
