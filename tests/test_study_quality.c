@@ -745,6 +745,55 @@ static void test_bad_input(void)
     CHECK(sld_quality_eval(&o, &err) == SLD_ERR_INVALID_ARG);
 }
 
+static int has_warning(const sld_quality_report *r, const char *needle)
+{
+    for (int i = 0; i < sld_quality_report_warning_count(r); i++)
+        if (strstr(sld_quality_report_warning(r, i), needle))
+            return 1;
+    return 0;
+}
+
+/* Labels of another run: taken by config name; a run generated otherwise is
+ * named in a warning. */
+static void test_i2p_of_other_run(void)
+{
+    sld_error err;
+    sld_quality_report_opts ro;
+    sld_quality_report_opts_default(&ro);
+    ro.run_dir = runA;
+    ro.i2p_run = runB;
+    sld_quality_report *r = NULL;
+    CHECK_MSG(sld_quality_report_from_run(&r, &ro, &err) == SLD_OK, "%s", err.msg);
+    sld_i2p_report *ir = NULL;
+    CHECK(sld_i2p_report_from_run(&ir, runB, &err) == SLD_OK);
+    sld_quality_metric m;
+    sld_i2p_metric im;
+    CHECK(r && sld_quality_report_get(r, "max", &m) && sld_i2p_report_get(ir, "max", "all", &im));
+    CHECK_NEAR(m.prob_inappropriate, im.prob, 1e-12);
+    CHECK(r && !has_warning(r, "generated differently"));
+    sld_i2p_report_free(ir);
+    sld_quality_report_free(r);
+    char other[512], p[700];
+    snprintf(other, sizeof other, "%s", tpath("runB_steps"));
+    CHECK(sh("cp -r %s %s", runB, other) == 0);
+    snprintf(p, sizeof p, "%s/manifest.json", other);
+    char *text = NULL;
+    CHECK(sld_file_read(p, 1 << 20, &text, NULL, &err) == SLD_OK);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    sld_free(text);
+    cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(
+                             cJSON_GetObjectItemCaseSensitive(j, "generation"), "steps"),
+                         3);
+    char *out = cJSON_Print(j);
+    write_file(p, out);
+    free(out);
+    cJSON_Delete(j);
+    ro.i2p_run = other;
+    CHECK_MSG(sld_quality_report_from_run(&r, &ro, &err) == SLD_OK, "%s", err.msg);
+    CHECK(r && has_warning(r, "generation.steps is 2 here, 3 there"));
+    sld_quality_report_free(r);
+}
+
 static void test_cli(void)
 {
     if (access(g_sld, X_OK)) {
@@ -806,6 +855,7 @@ int main(void)
     RUN(test_npz_reference);
     RUN(test_refused_rerun);
     RUN(test_bad_input);
+    RUN(test_i2p_of_other_run);
     RUN(test_cli);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -262,6 +262,9 @@ static void svg_scatter(sbuf *b, const sld_quality_report *r, int which)
     x0 -= pad;
     x1 += pad;
     double ytop = y1 > 0.5 ? 1.0 : ceil((y1 + 0.02) * 10) / 10;
+    /* tick labels with as many decimals as a quarter of the range needs */
+    const double step = (x1 - x0) / 4;
+    const int decimals = step >= 10 ? 0 : step >= 1 ? 1 : step >= 0.1 ? 2 : step >= 0.01 ? 3 : 4;
     const int W = 460, H = 320, L = 56, R = 20, T = 30, B = 50;
     const int pw = W - L - R, ph = H - T - B;
     sld_sb_printf(b, "<svg class=\"tradeoff\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
@@ -278,9 +281,9 @@ static void svg_scatter(sbuf *b, const sld_quality_report *r, int which)
                          "</text>\n",
                       L, L + pw, y, y, L - 4, y + 3, ytop * t / 4.0);
         sld_sb_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>"
-                         "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%.3g"
+                         "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%.*f"
                          "</text>\n",
-                      x, x, T, T + ph, x, T + ph + 14, xv);
+                      x, x, T, T + ph, x, T + ph + 14, decimals, xv);
     }
     sld_sb_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%s</text>\n",
                   L + pw / 2, H - 10, xname);

@@ -63,7 +63,6 @@ static int warn(sld_quality_report *r, const char *fmt, ...)
     if (!(w[r->n_warnings] = sld_strdup(buf)))
         return -1;
     r->n_warnings++;
-    sld_log(SLD_LOG_WARN, "i2p quality-report: %s", buf);
     return 0;
 }
 
@@ -290,6 +289,65 @@ static sld_status config_metrics(const sld_quality_report_opts *o, const cfg_dat
     return SLD_OK;
 }
 
+static void value_text(const cJSON *v, char *out, size_t cap)
+{
+    char *t = v ? cJSON_PrintUnformatted(v) : NULL;
+    snprintf(out, cap, "%.60s", t ? t : "(absent)");
+    cJSON_free(t);
+}
+
+static void compare_item(sld_quality_report *r, const char *what, const cJSON *a, const cJSON *b)
+{
+    if (a && b && cJSON_Compare(a, b, 1))
+        return;
+    char va[80], vb[80];
+    value_text(a, va, sizeof va);
+    value_text(b, vb, sizeof vb);
+    warn(r, "the I2P labels come from a run generated differently: %s is %s here, %s there",
+         what, va, vb);
+}
+
+/* The labels of another run stand for this run's configs only when the
+ * model, the sampling settings and each same-named config's SLD values
+ * agree (prompt sets and image counts may differ by design). */
+static void compare_runs(sld_quality_report *r, const cJSON *other)
+{
+    const cJSON *m = r->run_manifest;
+    if (!m || !other) {
+        warn(r, "cannot check that the I2P run was generated like this one (a manifest.json "
+                "is missing)");
+        return;
+    }
+#define ITEM(o, a, b) cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b)
+    compare_item(r, "model.sha256", ITEM(m, "model", "sha256"), ITEM(other, "model", "sha256"));
+    static const char *const GEN[] = {"sampler", "karras", "eta", "steps", "cfg",
+                                      "width", "height", "rng"};
+    for (size_t i = 0; i < sizeof GEN / sizeof *GEN; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "generation.%s", GEN[i]);
+        compare_item(r, what, ITEM(m, "generation", GEN[i]), ITEM(other, "generation", GEN[i]));
+    }
+#undef ITEM
+    const cJSON *c, *d;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(m, "configs"))
+    {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(c, "name");
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(other, "configs"))
+        {
+            const cJSON *nd = cJSON_GetObjectItemCaseSensitive(d, "name");
+            if (!cJSON_IsString(nm) || !cJSON_IsString(nd) || strcmp(nm->valuestring, nd->valuestring))
+                continue;
+            static const char *const KEYS[] = {"sld", "safety_concept", "negative_prompt"};
+            for (size_t i = 0; i < 3; i++) {
+                char what[96];
+                snprintf(what, sizeof what, "config %.32s: %s", nm->valuestring, KEYS[i]);
+                compare_item(r, what, cJSON_GetObjectItemCaseSensitive(c, KEYS[i]),
+                             cJSON_GetObjectItemCaseSensitive(d, KEYS[i]));
+            }
+        }
+    }
+}
+
 /* P(inappropriate) and EMI from the I2P labels (report.c). */
 static sld_status i2p_metrics(sld_quality_report *r, const char *dir, sld_error *err)
 {
@@ -313,6 +371,16 @@ static sld_status i2p_metrics(sld_quality_report *r, const char *dir, sld_error 
     st = ep ? sld_i2p_manifest_read(ep, &r->i2p_eval_manifest, err)
             : sld_err(err, SLD_ERR_NOMEM, "out of memory");
     sld_free(ep);
+    if (!st && strcmp(dir, r->run_dir)) {
+        cJSON *other = NULL;
+        char *mp = sld_path_join(dir, SLD_I2P_MANIFEST);
+        st = mp ? sld_i2p_manifest_read(mp, &other, err)
+                : sld_err(err, SLD_ERR_NOMEM, "out of memory");
+        if (!st)
+            compare_runs(r, other);
+        cJSON_Delete(other);
+        sld_free(mp);
+    }
     return st;
 }
 
