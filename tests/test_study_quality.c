@@ -148,9 +148,11 @@ static void quality_opts(sld_quality_eval_opts *o, const char *run)
 }
 
 static int stop_after;
+static sld_i2p_progress last_prog;
 static int stop_cb(const sld_i2p_progress *p, void *user)
 {
     (void)user;
+    last_prog = *p;
     return stop_after > 0 && p->done >= stop_after;
 }
 
@@ -295,6 +297,9 @@ static void test_eval_killed_resumed(void)
     long ref_size = file_size(ref);
     CHECK_MSG(sld_quality_eval(&o, &err) == SLD_OK, "%s", err.msg);
     CHECK(count_lines(feat) == 12);
+    /* the resumed call computed only the 7 missing images */
+    CHECK_MSG(last_prog.todo == 7 && last_prog.done == 7 && last_prog.skipped == 5,
+              "todo %ld done %ld skipped %ld", last_prog.todo, last_prog.done, last_prog.skipped);
     CHECK(file_size(ref) == ref_size);
     /* nothing left: a third run adds nothing */
     CHECK_MSG(sld_quality_eval(&o, &err) == SLD_OK, "%s", err.msg);
