@@ -15,6 +15,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_debug(int argc, char **argv);
 int cmd_i2p(int argc, char **argv);
+int cmd_i2p_quality(int argc, char **argv);        /* cmd_i2p_quality.c */
+int cmd_i2p_quality_report(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

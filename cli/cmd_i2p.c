@@ -651,7 +651,8 @@ out:
 
 int cmd_i2p(int argc, char **argv)
 {
-    const char *usage = "usage: sld i2p generate|plan|eval|report [options] (--help on each)\n";
+    const char *usage =
+        "usage: sld i2p generate|plan|eval|report|quality|quality-report [options] (--help on each)\n";
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
@@ -664,6 +665,10 @@ int cmd_i2p(int argc, char **argv)
         return cmd_eval_i2p(argc - 1, argv + 1);
     if (!strcmp(argv[1], "report"))
         return cmd_report_i2p(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "quality"))
+        return cmd_i2p_quality(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "quality-report"))
+        return cmd_i2p_quality_report(argc - 1, argv + 1);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, stdout);
         return 0;

@@ -867,6 +867,107 @@ char *sld_clip_score_result_json(const sld_clip_score_result *r);
  * outputs. Errors: SLD_ERR_IO naming the path and the OS reason. */
 sld_status sld_text_write(const char *path, const char *text, sld_error *err);
 
+
+/* ---- The quality side of a study run ------------------------------------ */
+/*
+ * FID, KID and CLIP score per config of a run folder made by `sld i2p
+ * generate` (any prompt set: I2P, COCO captions, ...), next to I2P's
+ * P(inappropriate) and EMI. docs/QUALITY.md, "The study".
+ *
+ * Files in RUN_DIR:
+ *   quality-manifest.json   format "sld-quality/1": the Inception weights,
+ *                           the CLIP folder and the reference (folder or
+ *                           .npz), each with path and SHA-256, sld version;
+ *   quality/features[-K-of-N].jsonl  one line per image: the generate
+ *                           record's config, row, image, file, prompt, then
+ *                           "inception" [2048], "clip_image" [P] and
+ *                           "clip_text" [P] as base64 of little-endian
+ *                           float32 (numpy: np.frombuffer(b64decode(s),
+ *                           "<f4")), "dims": [2048, P], "cos";
+ *   quality/reference-features.safetensors  the reference folder's pool3
+ *                           features, computed once (not for an .npz);
+ *   quality/failed[-K-of-N].jsonl  images that did not decode.
+ */
+typedef struct {
+    const char *run_dir;
+    const char *inception;  /* pt_inception-2015-12-05-6726825d.pth */
+    const char *clip;       /* full CLIPModel folder (openai/clip-vit-large-patch14) */
+    const char *reference;  /* folder of real PNG images, or a pytorch-fid .npz */
+    int shard_k, shard_n;   /* only images with row % n == k; own log file */
+    int n_threads;          /* 0 = all cores */
+    sld_i2p_progress_fn progress; /* after each image; nonzero stops (SLD_ERR_CANCELLED) */
+    void *progress_user;
+} sld_quality_eval_opts;
+
+void sld_quality_eval_opts_default(sld_quality_eval_opts *o);
+/* Computes the features of every image of RUN_DIR/generate*.jsonl (of the
+ * shard) that no quality/features*.jsonl has yet, appending one record per
+ * image (fsync'd: a killed eval loses at most the image in flight; a rerun
+ * computes only the missing ones). The first call writes the manifest and
+ * the reference features; a later call whose Inception, CLIP or reference
+ * differs (by SHA-256) is refused, every difference logged, nothing
+ * written. Images that do not decode are listed in quality/failed*.jsonl
+ * and the others done; the call then returns SLD_ERR_FORMAT naming them.
+ * Errors: SLD_ERR_INVALID_ARG (options, NaN features, a reference folder
+ * without images, a different manifest), SLD_ERR_FORMAT (.npz without
+ * mu/sigma, bad records), SLD_ERR_IO, model errors, SLD_ERR_CANCELLED. */
+sld_status sld_quality_eval(const sld_quality_eval_opts *o, sld_error *err);
+
+typedef struct {
+    const char *run_dir;    /* with quality-manifest.json */
+    const char *i2p_run;    /* run with eval*.jsonl labels; NULL = run_dir when it has them */
+    int kid_subsets;        /* 100 */
+    long kid_subset_size;   /* 1000; min(this, n, n_reference) is used */
+    uint32_t kid_seed;      /* 2020 */
+    int n_threads;          /* 0 = all cores */
+} sld_quality_report_opts;
+
+void sld_quality_report_opts_default(sld_quality_report_opts *o);
+
+/* One config's numbers; NAN when not available. */
+typedef struct {
+    long n;                 /* images with features */
+    long generated;         /* images in the generate records */
+    double fid;             /* against the reference (n >= 2) */
+    double kid_mean, kid_std; /* needs reference features (not an .npz) */
+    long kid_subset_size;   /* 0 when KID was not computed */
+    double clip_score, clip_score_std;       /* max(mean of 100 cos, 0); population std */
+    double clip_distance, clip_distance_std; /* mean and std of 1 - cos */
+    double prob_inappropriate; /* I2P P(inappropriate) in [0,1] */
+    double emi;             /* I2P expected maximum inappropriateness (exact) */
+} sld_quality_metric;
+
+typedef struct sld_quality_report sld_quality_report;
+
+/* Reads the manifest, the cached features and the reference and computes
+ * every config's numbers. Errors: SLD_ERR_IO/SLD_ERR_FORMAT (no or bad
+ * manifest, bad records), SLD_ERR_INVALID_ARG (NaN features, a reference
+ * that changed since the eval), SLD_ERR_SHAPE (features of different
+ * widths), errors of the I2P report. */
+sld_status sld_quality_report_from_run(sld_quality_report **out,
+                                       const sld_quality_report_opts *o, sld_error *err);
+int sld_quality_report_count(const sld_quality_report *r);           /* configs */
+const char *sld_quality_report_config(const sld_quality_report *r, int i);
+/* Returns 1 and fills *m when the config exists. */
+int sld_quality_report_get(const sld_quality_report *r, const char *config,
+                           sld_quality_metric *m);
+int sld_quality_report_warning_count(const sld_quality_report *r);
+const char *sld_quality_report_warning(const sld_quality_report *r, int i);
+/* Renderings (free() them; NULL when out of memory). JSON: {"run",
+ * "reference", "warnings", "configs": {name: {n, generated, fid, kid_mean,
+ * kid_std, kid_subset_size, clip_score, clip_score_std, clip_distance,
+ * clip_distance_std, prob_inappropriate, emi}}, "order", "manifests":
+ * {"quality", "run", "i2p_eval"}}, null for NAN. HTML: the table, the
+ * trade-off charts (inappropriateness vs FID and vs CLIP score) as inline
+ * SVG, the manifests. */
+char *sld_quality_report_markdown(const sld_quality_report *r);
+char *sld_quality_report_json(const sld_quality_report *r);
+char *sld_quality_report_html(const sld_quality_report *r);
+/* Renders (markdown, JSON or HTML) and writes atomically. */
+sld_status sld_quality_report_save(const sld_quality_report *r, sld_i2p_format fmt,
+                                   const char *path, sld_error *err);
+void sld_quality_report_free(sld_quality_report *r);
+
 #ifdef __cplusplus
 }
 #endif

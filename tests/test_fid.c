@@ -75,6 +75,11 @@ static void test_stats_and_frechet(void)
         printf("  %s: %.12g (pytorch-fid %.12g, rel %.2g)\n", want[c], d, ref,
                fabs(d - ref) / ref);
         CHECK_NEAR(d / ref, 1, tol[c]);
+        /* the same from the sample b itself (thin route when Nb < D) */
+        double ds;
+        CHECK(sld_frechet_distance_sample(&sa, b, Nb, Db, &ds, NULL) == SLD_OK);
+        printf("  %s from the sample (%ld x %d): %.12g\n", want[c], Nb, Db, ds);
+        CHECK_NEAR(ds / ref, 1, tol[c]);
         /* FID of a set against itself is 0 up to rounding */
         if (c == 0) {
             CHECK(sld_frechet_distance(&sa, &sa, &d, NULL) == SLD_OK);

@@ -182,6 +182,82 @@ done:
     return st;
 }
 
+sld_status sld_frechet_distance_sample(const sld_fid_stats *a, const float *x, long n, int D,
+                                       double *out, sld_error *err)
+{
+    *out = NAN;
+    if (a->D != D)
+        return sld_err(err, SLD_ERR_SHAPE,
+                       "the two feature sets have different widths (%d and %d): compare "
+                       "features of the same network layer",
+                       a->D, D);
+    if (n >= D) {
+        sld_fid_stats b;
+        sld_status st = sld_fid_stats_compute(x, n, D, &b, err);
+        if (!st)
+            st = sld_frechet_distance(a, &b, out, err);
+        sld_fid_stats_free(&b);
+        return st;
+    }
+    if (n < 2)
+        return sld_err(err, SLD_ERR_INVALID_ARG, "FID needs at least 2 samples (got %ld)", n);
+    const size_t DD = (size_t)D * D;
+    for (size_t i = 0; i < DD; i++)
+        if (!isfinite(a->sigma[i]))
+            return sld_err(err, SLD_ERR_INVALID_ARG, "a covariance holds NaN or Inf");
+    const int m = (int)n;
+    double *mu = sld_calloc((size_t)D, sizeof *mu);
+    double *xc = sld_malloc((size_t)m * D * sizeof *xc);
+    double *t = sld_malloc((size_t)m * D * sizeof *t);
+    double *g = sld_malloc((size_t)m * m * sizeof *g), *w = sld_malloc((size_t)m * sizeof *w);
+    sld_status st = SLD_OK;
+    if (!mu || !xc || !t || !g || !w) {
+        st = sld_err(err, SLD_ERR_NOMEM, "out of memory for the Fréchet distance (n = %ld)", n);
+        goto done;
+    }
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < D; j++)
+            mu[j] += x[(size_t)i * D + j];
+    for (int j = 0; j < D; j++)
+        mu[j] /= (double)n;
+    /* A = xc / sqrt(n-1), so Σ2 = A^T A */
+    const double sc = 1.0 / sqrt((double)(n - 1));
+    double tr2 = 0, tr1 = 0, dmu = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < D; j++) {
+            double v = (x[(size_t)i * D + j] - mu[j]) * sc;
+            xc[(size_t)i * D + j] = v;
+            tr2 += v * v;
+        }
+    /* row-major A [m,D] is column-major A^T [D,m]; t^T = Σ1 A^T (Σ1 symmetric),
+     * then g = A Σ1 A^T = (A^T)^T t^T [m,m] */
+    double one = 1, zero = 0;
+    dgemm_("N", "N", &D, &m, &D, &one, a->sigma, &D, xc, &D, &zero, t, &D);
+    dgemm_("T", "N", &m, &m, &D, &one, xc, &D, t, &D, &zero, g, &m);
+    for (int j = 0; j < m; j++)
+        for (int i = 0; i < j; i++) {
+            double v = 0.5 * (g[(size_t)j * m + i] + g[(size_t)i * m + j]);
+            g[(size_t)j * m + i] = g[(size_t)i * m + j] = v;
+        }
+    if ((st = syevd(g, m, w, false, err)))
+        goto done;
+    double tr_sqrt = 0;
+    for (int i = 0; i < m; i++)
+        tr_sqrt += w[i] > 0 ? sqrt(w[i]) : 0;
+    for (int i = 0; i < D; i++) {
+        tr1 += a->sigma[(size_t)i * D + i];
+        dmu += (a->mu[i] - mu[i]) * (a->mu[i] - mu[i]);
+    }
+    *out = dmu + tr1 + tr2 - 2 * tr_sqrt;
+done:
+    sld_free(mu);
+    sld_free(xc);
+    sld_free(t);
+    sld_free(g);
+    sld_free(w);
+    return st;
+}
+
 /* ---- KID ------------------------------------------------------------------- */
 
 /* Kernel block K = (X Y^T / D + 1)^3 for row-major x [m,D], y [n,D] (as

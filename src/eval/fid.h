@@ -53,6 +53,16 @@ sld_status sld_fid_stats_compute(const float *x, long N, int D, sld_fid_stats *o
 sld_status sld_frechet_distance(const sld_fid_stats *a, const sld_fid_stats *b, double *out,
                                 sld_error *err);
 
+/* The Fréchet distance between statistics a and the sample x [n,D] (np.cov
+ * statistics, as sld_fid_stats_compute). For n < D it never forms the
+ * D x D covariance of x: with A = (x − mean)/sqrt(n−1), Σ2 = AᵀA and the
+ * nonzero eigenvalues of Σ1^½ Σ2 Σ1^½ are those of the n x n matrix
+ * A Σ1 Aᵀ, so Tr sqrtm(Σ1 Σ2) = Σ sqrt(λ(A Σ1 Aᵀ)) exactly — two thin
+ * products and an n x n eigenvalue problem instead of two D x D ones. For
+ * n >= D: sld_fid_stats_compute + sld_frechet_distance. */
+sld_status sld_frechet_distance_sample(const sld_fid_stats *a, const float *x, long n, int D,
+                                       double *out, sld_error *err);
+
 /* Unbiased polynomial-kernel MMD² of x [m,D] against y [n,D] (m, n >= 2). */
 sld_status sld_kid_mmd2(const float *x, long m, const float *y, long n, int D, double *out,
                         sld_error *err);
@@ -72,5 +82,20 @@ void sld_np_rng_free(sld_np_rng *r);
 sld_status sld_np_rng_choice(sld_np_rng *r, long N, long size, long *idx, sld_error *err);
 /* *out = RandomState.randint(n) (0 <= *out < n; n = 1 draws nothing). */
 sld_status sld_np_rng_randint(sld_np_rng *r, long n, long *out, sld_error *err);
+
+/* A feature set read from a file (quality.c): a pytorch-fid .npz (statistics
+ * only: feats NULL, N 0) or a .safetensors file (sld_metrics_features'
+ * layout or a 2-D "features" [N,D]: feats [N,D] and their statistics).
+ * Values are checked finite. Errors: SLD_ERR_FORMAT (.npz without mu/sigma,
+ * malformed files), SLD_ERR_SHAPE (features of different widths),
+ * SLD_ERR_INVALID_ARG (NaN/Inf, a folder, an unknown kind), SLD_ERR_IO. */
+typedef struct {
+    float *feats;
+    long N;
+    int D;
+    sld_fid_stats stats;
+} sld_feature_set;
+sld_status sld_feature_set_load(const char *path, sld_feature_set *out, sld_error *err);
+void sld_feature_set_free(sld_feature_set *s); /* NULL is a no-op */
 
 #endif /* SLD_EVAL_FID_H */

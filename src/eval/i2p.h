@@ -94,6 +94,11 @@ sld_status sld_i2p_eval_manifest_build(const sld_i2p_eval_opts *o, cJSON **out, 
 /* As sld_i2p_manifest_diff for eval manifests (paths are informational). */
 int sld_i2p_eval_manifest_diff(const cJSON *old, const cJSON *cur, const char *label,
                                char *names, size_t cap);
+/* Adds parent[key] = {"path", "sha256"}: a file's SHA-256, or for a folder
+ * the SHA-256 of the sha256sum-style listing "<hex>  <name>\n" of its
+ * regular files (top level, sorted by name); path NULL adds null. */
+sld_status sld_i2p_path_identity(cJSON *parent, const char *key, const char *path,
+                                 sld_error *err);
 /* 1 when the config name is in the manifest's config list. */
 int sld_i2p_manifest_has_config(const cJSON *m, const char *name);
 

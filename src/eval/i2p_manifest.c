@@ -502,10 +502,8 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* {path, sha256}: a file's SHA-256, or for a folder the SHA-256 of the
- * sha256sum-style listing of its regular files (top level, sorted). */
-static sld_status path_identity(cJSON *parent, const char *key, const char *path,
-                                sld_error *err)
+sld_status sld_i2p_path_identity(cJSON *parent, const char *key, const char *path,
+                                 sld_error *err)
 {
     if (!path)
         return cJSON_AddNullToObject(parent, key) ? SLD_OK
@@ -576,12 +574,12 @@ sld_status sld_i2p_eval_manifest_build(const sld_i2p_eval_opts *o, cJSON **out, 
     int ok = cJSON_AddStringToObject(r, "format", EVAL_FORMAT) &&
              cJSON_AddStringToObject(r, "sld_version", sld_version()) &&
              cJSON_AddStringToObject(r, "created", when);
-    sld_status st = ok ? path_identity(r, "clip", o->clip, err)
+    sld_status st = ok ? sld_i2p_path_identity(r, "clip", o->clip, err)
                        : sld_err(err, SLD_ERR_NOMEM, "out of memory");
     char *q16 = NULL;
     if (!st && o->clip) {
         q16 = o->q16 ? sld_strdup(o->q16) : sld_data_find("q16/prompts_ViT-L-14.safetensors");
-        st = path_identity(r, "q16", q16, err);
+        st = sld_i2p_path_identity(r, "q16", q16, err);
         cJSON *q = cJSON_GetObjectItemCaseSensitive(r, "q16");
         if (!st && q && !cJSON_IsNull(q)) {
             cJSON_AddBoolToObject(q, "shipped", o->q16 == NULL);
@@ -590,16 +588,16 @@ sld_status sld_i2p_eval_manifest_build(const sld_i2p_eval_opts *o, cJSON **out, 
                                                        cJSON_CreateString("(shipped)"));
         }
     } else if (!st) {
-        st = path_identity(r, "q16", NULL, err);
+        st = sld_i2p_path_identity(r, "q16", NULL, err);
     }
     sld_free(q16);
     if (!st)
-        st = path_identity(r, "nudenet", o->nudenet, err);
+        st = sld_i2p_path_identity(r, "nudenet", o->nudenet, err);
     cJSON *nn = cJSON_GetObjectItemCaseSensitive(r, "nudenet");
     if (!st && cJSON_IsObject(nn))
         cJSON_AddStringToObject(nn, "version", "v3 (ONNX detector, 320n input)");
     if (!st)
-        st = path_identity(r, "safety_checker", o->safety_checker, err);
+        st = sld_i2p_path_identity(r, "safety_checker", o->safety_checker, err);
     static const char *const CLASSES[] = {"ANUS_EXPOSED", "BUTTOCKS_EXPOSED",
                                           "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED",
                                           "MALE_GENITALIA_EXPOSED"};

@@ -418,6 +418,35 @@ static sld_status load_side(const char *path, const sld_fid_opts *o, side *s, sl
     return SLD_OK;
 }
 
+sld_status sld_feature_set_load(const char *path, sld_feature_set *out, sld_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (sld_path_is_dir(path))
+        return sld_err(err, SLD_ERR_INVALID_ARG,
+                       "%s: a folder; expected a pytorch-fid .npz or a .safetensors feature file",
+                       path);
+    sld_fid_opts o;
+    sld_fid_opts_default(&o);
+    side s;
+    sld_status st = load_side(path, &o, &s, err);
+    if (st) {
+        side_free(&s);
+        return st;
+    }
+    *out = (sld_feature_set){.feats = s.feats, .N = s.feats ? s.N : 0, .D = s.D,
+                             .stats = s.stats};
+    return SLD_OK;
+}
+
+void sld_feature_set_free(sld_feature_set *s)
+{
+    if (!s)
+        return;
+    sld_free(s->feats);
+    sld_fid_stats_free(&s->stats);
+    memset(s, 0, sizeof *s);
+}
+
 sld_status sld_metrics_fid(const char *a, const char *b, const sld_fid_opts *o,
                            sld_fid_result *out, sld_error *err)
 {
