@@ -799,16 +799,18 @@ static int cmp_by_rate(const void *a, const void *b)
     return x != y ? (x > y) - (x < y) : (i > j) - (i < j); /* ties: a fixed order */
 }
 
-/* Mean and quartiles of v[n] (sorted here). */
+/* Mean and quartiles of v[n] (sorted here). The sum runs over the sorted
+ * values, so the mean does not depend on the order the logs were read in
+ * (a sharded run reads its records in another order than an unsharded one). */
 static act_dist dist_of(double *v, int n)
 {
     act_dist d = {NAN, NAN, NAN, NAN};
     if (n <= 0)
         return d;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
     double sum = 0;
     for (int i = 0; i < n; i++)
         sum += v[i];
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
     d.mean = sum / n;
     d.q1 = percentile(v, n, 0.25);
     d.median = percentile(v, n, 0.5);
