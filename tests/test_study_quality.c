@@ -401,6 +401,43 @@ static void write_config_features(const cache *c, const char *cfg, const char *p
     CHECK_MSG(sld_st_write(path, &t, 1, NULL, 0, &err) == SLD_OK, "%s", err.msg);
 }
 
+/* The report's numbers do not depend on the order of the feature lines: the
+ * same cache with its lines reversed and split over two shard files (as a
+ * Slurm array writes them) gives bit-identical FID, KID and CLIP score — KID
+ * draws its subsets by index, so the images must be put in one order. */
+static void test_report_line_order(void)
+{
+    char runO[600];
+    snprintf(runO, sizeof runO, "%s", tpath("run-order"));
+    CHECK(sh("rm -rf %s && cp -r %s %s && cd %s/quality && tac features.jsonl > rev && "
+             "head -n 5 rev > features-1-of-2.jsonl && tail -n +6 rev > features-0-of-2.jsonl && "
+             "rm rev features.jsonl",
+             runO, runA, runO, runO) == 0);
+    sld_error err;
+    sld_quality_report_opts ro;
+    sld_quality_report_opts_default(&ro);
+    sld_quality_report *ra = NULL, *rb = NULL;
+    ro.run_dir = runA;
+    CHECK_MSG(sld_quality_report_from_run(&ra, &ro, &err) == SLD_OK, "%s", err.msg);
+    ro.run_dir = runO;
+    CHECK_MSG(sld_quality_report_from_run(&rb, &ro, &err) == SLD_OK, "%s", err.msg);
+    for (int i = 0; ra && rb && i < 2; i++) {
+        const char *cfg = i ? "max" : "sd";
+        sld_quality_metric x, y;
+        CHECK(sld_quality_report_get(ra, cfg, &x) && sld_quality_report_get(rb, cfg, &y));
+        CHECK(x.n == 6 && y.n == 6 && x.kid_subset_size == 6);
+        CHECK_MSG(x.fid == y.fid, "%s: FID %.17g vs %.17g", cfg, x.fid, y.fid);
+        CHECK_MSG(x.kid_mean == y.kid_mean && x.kid_std == y.kid_std,
+                  "%s: KID %.17g +- %.17g vs %.17g +- %.17g", cfg, x.kid_mean, x.kid_std,
+                  y.kid_mean, y.kid_std);
+        CHECK(x.clip_score == y.clip_score && x.clip_score_std == y.clip_score_std);
+        CHECK(x.clip_distance == y.clip_distance && x.clip_distance_std == y.clip_distance_std);
+    }
+    sld_quality_report_free(ra);
+    sld_quality_report_free(rb);
+    CHECK(sh("rm -rf %s", runO) == 0);
+}
+
 static void test_report_values(void)
 {
     sld_error err;
@@ -637,7 +674,7 @@ static void test_bad_input(void)
     quality_opts(&o, run);
     o.reference = empty;
     CHECK(sld_quality_eval(&o, &err) == SLD_ERR_INVALID_ARG);
-    CHECK_MSG(strstr(err.msg, "no PNG images"), "%s", err.msg);
+    CHECK_MSG(strstr(err.msg, "no PNG or JPEG images"), "%s", err.msg);
     char p[700];
     snprintf(p, sizeof p, "%s/quality-manifest.json", run);
     CHECK(file_size(p) < 0);
@@ -857,6 +894,7 @@ int main(void)
     RUN(test_eval_killed_resumed);
     RUN(test_sharded_equals_unsharded);
     RUN(test_report_values);
+    RUN(test_report_line_order);
     RUN(test_npz_reference);
     RUN(test_refused_rerun);
     RUN(test_bad_input);

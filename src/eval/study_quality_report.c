@@ -35,6 +35,7 @@ void sld_quality_report_opts_default(sld_quality_report_opts *o)
 typedef struct {
     float *feats;  /* [n, D] */
     double *cos;   /* [n] */
+    long long *order; /* [n] row << 32 | image, to put the images in one order */
     long n, cap;
     long generated;
 } cfg_data;
@@ -179,7 +180,10 @@ static int feature_line(const cJSON *obj, int line, void *user)
         double *nc = sld_realloc(d->cos, (size_t)cap * sizeof *nc);
         if (nc)
             d->cos = nc;
-        if (nf && nc)
+        long long *no = sld_realloc(d->order, (size_t)cap * sizeof *no);
+        if (no)
+            d->order = no;
+        if (nf && nc && no)
             d->cap = cap;
     }
     if (!d || d->n == d->cap) {
@@ -187,6 +191,9 @@ static int feature_line(const cJSON *obj, int line, void *user)
         goto fail;
     }
     memcpy(d->feats + (size_t)d->n * ni, inc, (size_t)ni * sizeof *inc);
+    long long row = (long long)cJSON_GetObjectItemCaseSensitive(obj, "row")->valuedouble;
+    long long image = (long long)cJSON_GetObjectItemCaseSensitive(obj, "image")->valuedouble;
+    d->order[d->n] = row << 32 | image; /* both below 2^30 (sld_quality_record_key) */
     d->cos[d->n++] = cs;
     sld_free(inc);
     sld_free(ie);
@@ -205,6 +212,46 @@ static sld_status feature_file(const char *path, void *user, sld_error *err)
     c->path = path;
     sld_status st = sld_jsonl_read(path, 1, feature_line, c, NULL, err);
     return st ? st : c->st;
+}
+
+static const long long *g_order;
+static int cmp_order(const void *a, const void *b)
+{
+    long long x = g_order[*(const long *)a], y = g_order[*(const long *)b];
+    return (x > y) - (x < y);
+}
+
+/* Puts a config's images in (row, image) order, so every number is the same
+ * whichever order the shards' files were read in and their lines written
+ * (KID draws its subsets by index; sums round differently in another order). */
+static sld_status sort_config(cfg_data *d, int D, sld_error *err)
+{
+    if (d->n < 2)
+        return SLD_OK;
+    long *ix = sld_malloc((size_t)d->n * sizeof *ix);
+    float *f = sld_malloc((size_t)d->n * D * sizeof *f);
+    double *cs = sld_malloc((size_t)d->n * sizeof *cs);
+    if (!ix || !f || !cs) {
+        sld_free(ix);
+        sld_free(f);
+        sld_free(cs);
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory for the features");
+    }
+    for (long i = 0; i < d->n; i++)
+        ix[i] = i;
+    g_order = d->order;
+    qsort(ix, (size_t)d->n, sizeof *ix, cmp_order);
+    g_order = NULL;
+    for (long i = 0; i < d->n; i++) {
+        memcpy(f + (size_t)i * D, d->feats + (size_t)ix[i] * D, (size_t)D * sizeof *f);
+        cs[i] = d->cos[ix[i]];
+    }
+    sld_free(ix);
+    sld_free(d->feats);
+    sld_free(d->cos);
+    d->feats = f;
+    d->cos = cs;
+    return SLD_OK;
 }
 
 /* Loads the reference the manifest names and checks it is unchanged. */
@@ -470,7 +517,9 @@ sld_status sld_quality_report_from_run(sld_quality_report **out,
                                        .clip_score = NAN, .clip_score_std = NAN,
                                        .clip_distance = NAN, .clip_distance_std = NAN,
                                        .prob_inappropriate = NAN, .emi = NAN};
-        st = config_metrics(o, &c.cd[i], c.D, &ref, &r->m[i], err);
+        st = sort_config(&c.cd[i], c.D, err);
+        if (!st)
+            st = config_metrics(o, &c.cd[i], c.D, &ref, &r->m[i], err);
         if (st) {
             sld_err_prefix(err, "config %s", r->names[i]);
             break;
@@ -510,6 +559,7 @@ done:
     for (int i = 0; i < r->n; i++) {
         sld_free(c.cd[i].feats);
         sld_free(c.cd[i].cos);
+        sld_free(c.cd[i].order);
     }
     sld_free(c.cd);
     sld_feature_set_free(&ref);

@@ -189,6 +189,113 @@ until sinfo -h -N -o %t 2>/dev/null | grep -qx idle; do
 done
 say "cluster up in $T (node $HOST, ports $P_CTLD/$P_SLURMD)"
 
+# ---- helpers both studies use -------------------------------------------------
+jstate() { scontrol -o show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -1; }
+jfield() { scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
+ts() { date -d "$1" +%s 2>/dev/null || echo 0; }
+# Records: "config row image" per line; a torn or foreign line has no match.
+keys() { sed -n 's/^{"row":\([0-9]*\),.*,"config":"\([a-z]*\)","image":\([0-9]*\),.*}$/\2 \1 \3/p' "$@"; }
+# The results part of a report: the provenance ("run" and what follows it in the
+# I2P JSON; "run" and "manifests" in the quality JSON; the Markdown's title line
+# and "## Run ..." / "## Provenance" onwards) differs by design: folder, creation
+# times and the shard scheme.
+json_results() { awk '/^\t"(run|manifests)":/ { skip = 1; next } skip && /^\t"/ { skip = 0 } !skip' "$1"; }
+md_results() { sed '1{/^# /d}; /^## Run /,$d; /^## Provenance/,$d' "$1"; }
+
+# Submits with submit.sh (study $1, images per shard $2, sbatch options after),
+# catches one task of the generate array $GEN running with some but not all of
+# its images made (from its log generate-K-of-N.jsonl in $I2P_RUN, N =
+# $I2P_SHARDS), requeues it and releases it at once, then waits for job $REP.
+# Sets GEN EV REP, requeued, s.
+submit_requeue_wait() {
+    study=$1
+    per_shard=$2
+    shift 2
+    t0=$(date +%s)
+    ns=$I2P_SHARDS
+    shards=$(seq 0 $((ns - 1)))
+    if ! ids=$(sh "$ROOT/examples/slurm/submit.sh" "$study" "$@" 2>&1); then
+        bad "examples/slurm/submit.sh $study: $ids"
+        echo "$pass passed, $fail failed"
+        exit 1
+    fi
+    set -- $ids
+    GEN=$1 EV=$2 REP=$3
+    say "$study: submitted generate $GEN, eval $EV, report $REP"
+
+    requeued="" at=0
+    i=0
+    while [ -z "$requeued" ] && [ $i -lt 1200 ]; do
+        for k in $shards; do
+            n=$(lines "$I2P_RUN/generate-$k-of-$ns.jsonl")
+            if [ "$n" -ge 2 ] && [ "$n" -lt $((per_shard - 2)) ] && [ "$(jstate "${GEN}_$k")" = RUNNING ]; then
+                scontrol requeue "${GEN}_$k" && requeued=$k at=$n
+                break
+            fi
+        done
+        [ -n "$requeued" ] || [ -z "$(squeue -h -j "$GEN" 2>/dev/null)" ] && break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ -n "$requeued" ]; then
+        say "$study: requeued ${GEN}_$requeued with $at of $per_shard images done"
+        ok
+        # Slurm holds a requeued job back for a few minutes (its begin time is
+        # set ahead); make it eligible now so the test does not wait. Not at
+        # once: slurmd revokes the killed run's credential, and a restart
+        # allocated within the same second is refused as revoked ("Job
+        # credential revoked", the task FAILED): it happens where a CPU is free.
+        i=0
+        while [ "$(jstate "${GEN}_$requeued")" != PENDING ] && [ $i -lt 100 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        sleep 2
+        scontrol update JobId="${GEN}_$requeued" StartTime=now 2>/dev/null
+    else
+        bad "$study: no generate task could be caught running to requeue it"
+    fi
+
+    i=0
+    while :; do
+        s=$(jstate "$REP")
+        case "$s" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) break ;; esac
+        # A dependency that can never be met leaves the chain pending forever.
+        if [ "$(jfield "$REP" Reason)" = DependencyNeverSatisfied ] ||
+            [ "$(jfield "$EV" Reason)" = DependencyNeverSatisfied ]; then
+            s=NEVER
+            break
+        fi
+        i=$((i + 1))
+        [ $i -lt 3000 ] || { s=TIMEOUT_WAITING; break; }
+        sleep 0.2
+    done
+    say "$study: jobs finished ($s) after $(($(date +%s) - t0)) s"
+    check "$study: report job completed (state $s; logs in $T/logs)" [ "$s" = COMPLETED ]
+    if [ "$s" != COMPLETED ]; then
+        for f in "$T"/logs/*.log; do [ -f "$f" ] && { echo "== $f"; tail -5 "$f"; }; done
+    fi
+    for k in $shards; do
+        check "$study: generate task $k completed" [ "$(jstate "${GEN}_$k")" = COMPLETED ]
+        check "$study: eval task $k completed" [ "$(jstate "${EV}_$k")" = COMPLETED ]
+    done
+    if [ -n "$requeued" ]; then
+        r=$(jfield "${GEN}_$requeued" Restarts)
+        check "$study: requeued task ${GEN}_$requeued restarted once (Restarts=$r)" [ "$r" = 1 ]
+    fi
+    # Eval may start only after the last generate task ended (afterok).
+    last_gen=0
+    first_ev=9999999999
+    for k in $shards; do
+        e=$(ts "$(jfield "${GEN}_$k" EndTime)")
+        [ "$e" -gt "$last_gen" ] && last_gen=$e
+        b=$(ts "$(jfield "${EV}_$k" StartTime)")
+        [ "$b" -lt "$first_ev" ] && first_ev=$b
+    done
+    check "$study: eval started ($first_ev) after every generate task ended ($last_gen)" [ "$first_ev" -ge "$last_gen" ]
+}
+
 # ---- study 1: I2P (examples/slurm/i2p*.sbatch) -----------------------------
 # A study function submits its sbatch chain and records checks; a second
 # study (e.g. the COCO/quality one) is one more function and one more call.
@@ -241,95 +348,15 @@ study_i2p() {
     single=$!
 
     # ---- submit, requeue a running task, wait ---------------------------------------
-    t0=$(date +%s)
-    if ! ids=$(sh "$ROOT/examples/slurm/submit.sh" --cpus-per-task=1 --time=10 --chdir="$T/logs" 2>&1); then
-        bad "examples/slurm/submit.sh: $ids"
-        echo "$pass passed, $fail failed"
-        exit 1
-    fi
-    set -- $ids
-    GEN=$1 EV=$2 REP=$3
-    say "submitted generate $GEN, eval $EV, report $REP"
-
-    jstate() { scontrol -o show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -1; }
-    jfield() { scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
-    lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
-
-    PER_SHARD=$((N_IMG / 4))
-    requeued="" at=0
-    i=0
-    while [ -z "$requeued" ] && [ $i -lt 1200 ]; do
-        for k in 0 1 2 3; do
-            n=$(lines "$I2P_RUN/generate-$k-of-4.jsonl")
-            if [ "$n" -ge 2 ] && [ "$n" -lt $((PER_SHARD - 2)) ] && [ "$(jstate "${GEN}_$k")" = RUNNING ]; then
-                scontrol requeue "${GEN}_$k" && requeued=$k at=$n
-                break
-            fi
-        done
-        [ -n "$requeued" ] || [ -z "$(squeue -h -j "$GEN" 2>/dev/null)" ] && break
-        sleep 0.1
-        i=$((i + 1))
-    done
-    if [ -n "$requeued" ]; then
-        say "requeued ${GEN}_$requeued with $at of $PER_SHARD images done"
-        ok
-        # Slurm holds a requeued job back for a few minutes (its begin time is
-        # set ahead); make it eligible now so the test does not wait.
-        i=0
-        while [ "$(jstate "${GEN}_$requeued")" != PENDING ] && [ $i -lt 100 ]; do
-            sleep 0.1
-            i=$((i + 1))
-        done
-        scontrol update JobId="${GEN}_$requeued" StartTime=now 2>/dev/null
-    else
-        bad "no generate task could be caught running to requeue it"
-    fi
-
-    i=0
-    while :; do
-        s=$(jstate "$REP")
-        case "$s" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) break ;; esac
-        # A dependency that can never be met leaves the report pending forever.
-        if [ "$(jfield "$REP" Reason)" = DependencyNeverSatisfied ]; then s=NEVER; break; fi
-        i=$((i + 1))
-        [ $i -lt 3000 ] || { s=TIMEOUT_WAITING; break; }
-        sleep 0.2
-    done
-    t1=$(date +%s)
-    say "jobs finished ($s) after $((t1 - t0)) s"
-    check "report job completed (state $s; logs in $T/logs)" [ "$s" = COMPLETED ]
-    if [ "$s" != COMPLETED ]; then
-        for f in "$T"/logs/*.log; do [ -f "$f" ] && { echo "== $f"; tail -5 "$f"; }; done
-    fi
-
-    for k in 0 1 2 3; do
-        check "generate task $k completed" [ "$(jstate "${GEN}_$k")" = COMPLETED ]
-        check "eval task $k completed" [ "$(jstate "${EV}_$k")" = COMPLETED ]
-    done
+    submit_requeue_wait i2p $((N_IMG / 4)) --cpus-per-task=1 --time=10 --chdir="$T/logs"
 
     # ---- checks -----------------------------------------------------------------
     if [ -n "$requeued" ]; then
-        r=$(jfield "${GEN}_$requeued" Restarts)
-        check "requeued task ${GEN}_$requeued restarted once (Restarts=$r)" [ "$r" = 1 ]
         log=$(ls "$T"/logs/i2p-generate-"${GEN}"_"$requeued".log 2>/dev/null)
         starts=$(grep -c "generate shard $requeued/4 on" "$log" 2>/dev/null)
         check "requeued task's log shows two starts (got ${starts:-0})" [ "${starts:-0}" = 2 ]
     fi
 
-    # Eval may start only after the last generate task ended (afterok).
-    ts() { date -d "$1" +%s 2>/dev/null || echo 0; }
-    last_gen=0
-    first_ev=9999999999
-    for k in 0 1 2 3; do
-        e=$(ts "$(jfield "${GEN}_$k" EndTime)")
-        [ "$e" -gt "$last_gen" ] && last_gen=$e
-        b=$(ts "$(jfield "${EV}_$k" StartTime)")
-        [ "$b" -lt "$first_ev" ] && first_ev=$b
-    done
-    check "eval started ($first_ev) after every generate task ended ($last_gen)" [ "$first_ev" -ge "$last_gen" ]
-
-    # Records: "config row image" per line; a torn or foreign line has no match.
-    keys() { sed -n 's/^{"row":\([0-9]*\),.*,"config":"\([a-z]*\)","image":\([0-9]*\),.*}$/\2 \1 \3/p' "$@"; }
     for kind in generate eval; do
         files=$(ls "$I2P_RUN/$kind"-*.jsonl 2>/dev/null | wc -l)
         check "$kind: 4 shard logs (found $files)" [ "$files" = 4 ]
@@ -363,11 +390,7 @@ study_i2p() {
     tmps=$(find "$I2P_RUN/images" -name '*.tmp.*' | wc -l)
     [ "$tmps" = 0 ] || say "$tmps temporary file(s) of the killed PNG write left (harmless)"
 
-    # The results must be identical; the provenance part ("run" in the JSON,
-    # "## Run ..." onwards in the Markdown) differs by design: folder, creation
-    # times and the shard scheme (4 shards here, 1 in the single run).
-    json_results() { awk '/^\t"run":/ { skip = 1; next } skip && /^\t"/ { skip = 0 } !skip' "$1"; }
-    md_results() { sed '/^## Run /,$d' "$1"; }
+    # The results must be identical, the provenance apart (json_results above).
     json_results "$I2P_RUN/report.json" >"$T/run-results.json"
     json_results "$T/single/report.json" >"$T/single-results.json"
     md_results "$I2P_RUN/report.md" >"$T/run-results.md"
@@ -383,11 +406,112 @@ study_i2p() {
     # docs/I2P.md shows the generate file verbatim (the block after its marker).
     sed -n '/^<!-- examples\/slurm\/i2p.sbatch/,/^```$/p' "$ROOT/docs/I2P.md" | sed '1,2d;$d' >"$T/doc.sbatch"
     check "docs/I2P.md shows examples/slurm/i2p.sbatch as it is" cmp -s "$T/doc.sbatch" "$ROOT/examples/slurm/i2p.sbatch"
-
 }
 
-study_i2p
+# ---- study 2: COCO captions -> quality (i2p.sbatch, quality*.sbatch) ---------
+# The same generate array on the COCO captions fixture, then the quality
+# features as an afterok array (examples/slurm/quality.sbatch), then the
+# quality report (quality-report.sbatch), all through `submit.sh quality`.
+study_coco() {
+    export SLD I2P_SHARDS=2 I2P_PROMPTS="$ROOT/tests/fixtures/coco/captions_tiny.json"
+    export I2P_MODEL="$ROOT/tests/fixtures/models/tiny-sd1" I2P_RUN="$T/coco"
+    export I2P_GENERATE_ARGS="--limit 8 --sample-seed 3 --configs sd,medium --images 2 --batch 1 --steps 2 --width 64 --height 64"
+    export QUALITY_INCEPTION="$ROOT/tests/fixtures/fid/inception-fid-random.pth"
+    export QUALITY_CLIP="$ROOT/tests/fixtures/models/tiny-clip" QUALITY_REFERENCE="$ROOT/tests/fixtures/fid/images"
+    export QUALITY_ARGS="" QUALITY_REPORT_ARGS=""
+    N_IMG=32 # 8 captions x 2 configs x 2 images: 16 per shard, two Inception batches of 8
 
-say "took $(($(date +%s) - t0)) s from submission"
+    # The single-process reference, in the background meanwhile.
+    (
+        set -e
+        # shellcheck disable=SC2086
+        "$SLD" i2p generate --prompts "$I2P_PROMPTS" --model "$I2P_MODEL" --out "$T/coco-single" \
+            --threads 1 --quiet $I2P_GENERATE_ARGS
+        "$SLD" i2p quality --run "$T/coco-single" --inception "$QUALITY_INCEPTION" \
+            --clip "$QUALITY_CLIP" --reference "$QUALITY_REFERENCE" --threads 1 --quiet
+        "$SLD" i2p quality-report --run "$T/coco-single" --json "$T/coco-single/quality-report.json" \
+            >"$T/coco-single/quality-report.md"
+    ) >"$T/coco-single.log" 2>&1 &
+    single=$!
+
+    submit_requeue_wait quality $((N_IMG / 2)) --cpus-per-task=1 --time=10 --chdir="$T/logs"
+    if [ -n "$requeued" ]; then
+        log=$(ls "$T"/logs/quality-generate-"${GEN}"_"$requeued".log 2>/dev/null)
+        starts=$(grep -c "generate shard $requeued/2 on" "$log" 2>/dev/null)
+        check "quality: requeued task's log shows two starts (got ${starts:-0})" [ "${starts:-0}" = 2 ]
+    fi
+
+    # Generate records as for I2P; feature records must end with the last
+    # embedding, so a torn line does not match.
+    fkeys() { sed -n 's/^{"row":\([0-9]*\),"config":"\([a-z]*\)","image":\([0-9]*\),.*,"clip_text":"[A-Za-z0-9+\/=]*"}$/\2 \1 \3/p' "$@"; }
+    for kind in generate quality/features; do
+        case $kind in generate) kf=keys ;; *) kf=fkeys ;; esac
+        files=$(ls "$I2P_RUN/$kind"-*.jsonl 2>/dev/null | wc -l)
+        check "coco $kind: 2 shard files (found $files)" [ "$files" = 2 ]
+        check "coco $kind: no unsharded file" [ ! -e "$I2P_RUN/$kind.jsonl" ]
+        total=$(cat "$I2P_RUN/$kind"-*.jsonl | wc -l)
+        parsed=$($kf "$I2P_RUN/$kind"-*.jsonl | wc -l)
+        uniq=$($kf "$I2P_RUN/$kind"-*.jsonl | sort -u | wc -l)
+        check "coco $kind: $N_IMG records (found $total)" [ "$total" = $N_IMG ]
+        check "coco $kind: every line a whole record ($parsed of $total)" [ "$parsed" = "$total" ]
+        check "coco $kind: no duplicate record, each image once ($uniq distinct of $total)" [ "$uniq" = "$total" ]
+        for k in 0 1; do
+            f="$I2P_RUN/$kind-$k-of-2.jsonl"
+            check "coco $kind-$k-of-2: ends with a newline" [ "$(tail -c 1 "$f" | od -An -c | tr -d ' ')" = '\n' ]
+            other=$($kf "$f" | awk -v k=$k '$2 % 2 != k' | wc -l)
+            check "coco $kind-$k-of-2: only rows with row % 2 == $k ($other others)" [ "$other" = 0 ]
+        done
+    done
+    # Every generated image has features, and nothing else has.
+    keys "$I2P_RUN"/generate-*.jsonl | sort >"$T/coco-gen.keys"
+    fkeys "$I2P_RUN"/quality/features-*.jsonl | sort >"$T/coco-feat.keys"
+    check "coco: features of exactly the generated images" cmp -s "$T/coco-gen.keys" "$T/coco-feat.keys"
+    nfail=$(cat "$I2P_RUN"/quality/failed*.jsonl 2>/dev/null | wc -l)
+    check "coco: no image failed to decode ($nfail)" [ "$nfail" = 0 ]
+    check "coco: quality manifest written" [ -s "$I2P_RUN/quality-manifest.json" ]
+    check "coco: reference features cached" [ -s "$I2P_RUN/quality/reference-features.safetensors" ]
+    check "coco: prompts.jsonl has the 8 sampled captions" [ "$(lines "$I2P_RUN/prompts.jsonl")" = 8 ]
+
+    wait $single
+    src=$?
+    check "coco: single-process run succeeded (log: $T/coco-single.log)" [ $src = 0 ]
+    [ $src = 0 ] || tail -5 "$T/coco-single.log"
+
+    pngs=$(find "$I2P_RUN/images" -name '*.png' | wc -l)
+    check "coco: $N_IMG PNGs in the Slurm run (found $pngs)" [ "$pngs" = $N_IMG ]
+    diffs=0
+    for f in $(cd "$T/coco-single" && find images -name '*.png'); do
+        cmp -s "$T/coco-single/$f" "$I2P_RUN/$f" || diffs=$((diffs + 1))
+    done
+    check "coco: every PNG equals the single-process run's ($diffs differ)" [ $diffs = 0 ]
+    check "coco: prompts.jsonl equals the single-process run's" cmp -s "$I2P_RUN/prompts.jsonl" "$T/coco-single/prompts.jsonl"
+
+    json_results "$I2P_RUN/quality-report.json" >"$T/coco-results.json"
+    json_results "$T/coco-single/quality-report.json" >"$T/coco-single-results.json"
+    md_results "$I2P_RUN/quality-report.md" >"$T/coco-results.md"
+    md_results "$T/coco-single/quality-report.md" >"$T/coco-single-results.md"
+    check "quality-report.json has results for both configs" \
+        grep -q '"order":.*"sd", "medium"' "$T/coco-results.json"
+    check "quality-report.json has FIDs" grep -q '"fid":.*[0-9]' "$T/coco-results.json"
+    check "quality-report.json counts every image of a config (n 16)" \
+        [ "$(grep -c '"n":.16,' "$T/coco-results.json")" = 2 ]
+    check "quality-report.md has a row per config" grep -q '^| medium | 16 / 16 |' "$T/coco-results.md"
+    check "quality-report.json results equal the single-process run's" \
+        cmp -s "$T/coco-results.json" "$T/coco-single-results.json"
+    check "quality-report.md results equal the single-process run's" \
+        cmp -s "$T/coco-results.md" "$T/coco-single-results.md"
+    check "quality-report.html written" [ -s "$I2P_RUN/quality-report.html" ]
+
+    # docs/QUALITY.md shows the quality file verbatim (the block after its marker).
+    sed -n '/^<!-- examples\/slurm\/quality.sbatch/,/^```$/p' "$ROOT/docs/QUALITY.md" | sed '1,2d;$d' >"$T/doc-q.sbatch"
+    check "docs/QUALITY.md shows examples/slurm/quality.sbatch as it is" \
+        cmp -s "$T/doc-q.sbatch" "$ROOT/examples/slurm/quality.sbatch"
+}
+
+T_START=$(date +%s)
+study_i2p
+study_coco
+
+say "took $(($(date +%s) - T_START)) s from the first submission"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
