@@ -1528,11 +1528,19 @@ static sld_status gen_prepare(const sld_i2p_gen_opts *o, gen_state *g, sld_error
         g->corrupt = s.corrupt;
         if (!st && !g->old) {
             char *img = sld_path_join(o->out_dir, "images");
-            if (img && sld_path_is_dir(img))
-                st = sld_err(err, SLD_ERR_FORMAT,
-                             "%s holds an images/ folder but no %s: nothing was changed; use "
-                             "a new --out folder",
-                             o->out_dir, SLD_I2P_MANIFEST);
+            if (img && sld_path_is_dir(img)) {
+                /* Another shard starting on the same fresh folder may have
+                 * written its manifest, then images/, since we read it: then
+                 * the folder is a run, and manifest_commit compares with it. */
+                cJSON *now = NULL;
+                st = sld_i2p_manifest_read(mp, &now, err);
+                if (!st && !now)
+                    st = sld_err(err, SLD_ERR_FORMAT,
+                                 "%s holds an images/ folder but no %s: nothing was changed; "
+                                 "use a new --out folder",
+                                 o->out_dir, SLD_I2P_MANIFEST);
+                cJSON_Delete(now);
+            }
             sld_free(img);
         }
     } else if (!st && g->old) {
