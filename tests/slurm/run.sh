@@ -220,6 +220,7 @@ submit_requeue_wait() {
         echo "$pass passed, $fail failed"
         exit 1
     fi
+    # shellcheck disable=SC2086 # three ids, split on purpose
     set -- $ids
     GEN=$1 EV=$2 REP=$3
     say "$study: submitted generate $GEN, eval $EV, report $REP"
