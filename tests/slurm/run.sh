@@ -1,5 +1,6 @@
 #!/bin/sh
-# tests/slurm/run.sh — the I2P study on a real (one-node) Slurm cluster.
+# tests/slurm/run.sh — the I2P and the COCO/quality studies on a real
+# (one-node) Slurm cluster.
 #
 # Starts munged, slurmctld and slurmd on this machine with every file in a
 # temporary folder, submits examples/slurm/submit.sh (generate job array of
@@ -8,13 +9,16 @@
 # made and labelled exactly once, no duplicate or torn record, every PNG and
 # the report identical to a single-process run of the same settings, the
 # requeued task restarted and resumed, eval started only after generate.
+# Then `submit.sh quality` on the COCO captions fixture (generate array of 2
+# shards -> quality.sbatch array, afterok -> quality-report.sbatch), with the
+# same checks for the images and their cached features and the quality report.
 #
 # Needs root (slurmd runs jobs as their user; no systemd needed): installs
 # slurm-wlm and munge with apt-get when missing. Where Slurm cannot be
 # installed or started it prints SKIP and exits 0, unless
 # SLD_SLURM_REQUIRED=1 (then it fails). Leaves nothing running; writes
 # nothing outside its temporary folder (SLD_SLURM_KEEP=1 keeps the folder).
-# Prints "N passed, N failed" like the test programs. 1-3 minutes.
+# Prints "N passed, N failed" like the test programs. About 2 minutes.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SLD=${SLD:-$ROOT/build/sld}
