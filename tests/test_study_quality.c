@@ -637,7 +637,7 @@ static void test_bad_input(void)
     quality_opts(&o, run);
     o.reference = empty;
     CHECK(sld_quality_eval(&o, &err) == SLD_ERR_INVALID_ARG);
-    CHECK_MSG(strstr(err.msg, "no PNG images"), "%s", err.msg);
+    CHECK_MSG(strstr(err.msg, "no PNG or JPEG images"), "%s", err.msg);
     char p[700];
     snprintf(p, sizeof p, "%s/quality-manifest.json", run);
     CHECK(file_size(p) < 0);

@@ -35,6 +35,7 @@ void sld_quality_report_opts_default(sld_quality_report_opts *o)
 typedef struct {
     float *feats;  /* [n, D] */
     double *cos;   /* [n] */
+    int64_t *pos;  /* [n] row * 2^31 + image: sorted before use */
     long n, cap;
     long generated;
 } cfg_data;
@@ -179,7 +180,10 @@ static int feature_line(const cJSON *obj, int line, void *user)
         double *nc = sld_realloc(d->cos, (size_t)cap * sizeof *nc);
         if (nc)
             d->cos = nc;
-        if (nf && nc)
+        int64_t *np2 = sld_realloc(d->pos, (size_t)cap * sizeof *np2);
+        if (np2)
+            d->pos = np2;
+        if (nf && nc && np2)
             d->cap = cap;
     }
     if (!d || d->n == d->cap) {
@@ -187,6 +191,8 @@ static int feature_line(const cJSON *obj, int line, void *user)
         goto fail;
     }
     memcpy(d->feats + (size_t)d->n * ni, inc, (size_t)ni * sizeof *inc);
+    d->pos[d->n] = (int64_t)cJSON_GetObjectItemCaseSensitive(obj, "row")->valuedouble << 31 |
+                   (int64_t)cJSON_GetObjectItemCaseSensitive(obj, "image")->valuedouble;
     d->cos[d->n++] = cs;
     sld_free(inc);
     sld_free(ie);
@@ -205,6 +211,54 @@ static sld_status feature_file(const char *path, void *user, sld_error *err)
     c->path = path;
     sld_status st = sld_jsonl_read(path, 1, feature_line, c, NULL, err);
     return st ? st : c->st;
+}
+
+typedef struct {
+    int64_t pos;
+    long i;
+} pos_index;
+
+static int cmp_pos(const void *a, const void *b)
+{
+    int64_t x = ((const pos_index *)a)->pos, y = ((const pos_index *)b)->pos;
+    return (x > y) - (x < y);
+}
+
+/* Puts a config's images in (row, image) order, so that every number (the
+ * float64 sums, KID's seeded subsets) is the same whatever order the logs
+ * hold them in: sharded, resumed or single-process. */
+static sld_status sort_config(cfg_data *d, int D, sld_error *err)
+{
+    if (d->n < 2)
+        return SLD_OK;
+    pos_index *idx = sld_malloc((size_t)d->n * sizeof *idx);
+    float *f = sld_malloc((size_t)d->n * D * sizeof *f);
+    double *cs = sld_malloc((size_t)d->n * sizeof *cs);
+    int64_t *ps = sld_malloc((size_t)d->n * sizeof *ps);
+    if (!idx || !f || !cs || !ps) {
+        sld_free(idx);
+        sld_free(f);
+        sld_free(cs);
+        sld_free(ps);
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory sorting the features");
+    }
+    for (long i = 0; i < d->n; i++)
+        idx[i] = (pos_index){d->pos[i], i};
+    qsort(idx, (size_t)d->n, sizeof *idx, cmp_pos);
+    for (long i = 0; i < d->n; i++) {
+        memcpy(f + (size_t)i * D, d->feats + (size_t)idx[i].i * D, (size_t)D * sizeof *f);
+        cs[i] = d->cos[idx[i].i];
+        ps[i] = idx[i].pos;
+    }
+    sld_free(idx);
+    sld_free(d->feats);
+    sld_free(d->cos);
+    sld_free(d->pos);
+    d->feats = f;
+    d->cos = cs;
+    d->pos = ps;
+    d->cap = d->n;
+    return SLD_OK;
 }
 
 /* Loads the reference the manifest names and checks it is unchanged. */
@@ -454,6 +508,10 @@ sld_status sld_quality_report_from_run(sld_quality_report **out,
         }
     }
     r->n = k;
+    for (int i = 0; i < r->n && !st; i++)
+        st = sort_config(&c.cd[i], c.D, err);
+    if (st)
+        goto done;
     if (!r->n) {
         st = sld_err(err, SLD_ERR_FORMAT, "%s: no generated images and no features",
                      o->run_dir);
@@ -510,6 +568,7 @@ done:
     for (int i = 0; i < r->n; i++) {
         sld_free(c.cd[i].feats);
         sld_free(c.cd[i].cos);
+        sld_free(c.cd[i].pos);
     }
     sld_free(c.cd);
     sld_feature_set_free(&ref);
