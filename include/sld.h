@@ -892,7 +892,7 @@ typedef struct {
     const char *run_dir;
     const char *inception;  /* pt_inception-2015-12-05-6726825d.pth */
     const char *clip;       /* full CLIPModel folder (openai/clip-vit-large-patch14) */
-    const char *reference;  /* folder of real PNG images, or a pytorch-fid .npz */
+    const char *reference;  /* folder of real PNG/JPEG images, or a pytorch-fid .npz */
     int shard_k, shard_n;   /* only images with row % n == k; own log file */
     int n_threads;          /* 0 = all cores */
     sld_i2p_progress_fn progress; /* after each image; nonzero stops (SLD_ERR_CANCELLED) */

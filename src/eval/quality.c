@@ -479,7 +479,18 @@ sld_status sld_metrics_fid(const char *a, const char *b, const sld_fid_opts *o,
         goto done;
     }
     sld_threads_set(o->n_threads);
-    if ((st = sld_frechet_distance(&A.stats, &B.stats, &out->fid, err)))
+    /* A side of fewer than D images has a singular covariance of rank < n:
+     * the n x n form gives the same distance without two D x D eigenvalue
+     * problems (a minute with reference BLAS at D = 2048). FID is symmetric. */
+    const side *small = A.feats && A.N < A.D ? &A : NULL;
+    if (B.feats && B.N < B.D && (!small || B.N < small->N))
+        small = &B;
+    if (small)
+        st = sld_frechet_distance_sample(small == &A ? &B.stats : &A.stats, small->feats,
+                                         small->N, small->D, &out->fid, err);
+    else
+        st = sld_frechet_distance(&A.stats, &B.stats, &out->fid, err);
+    if (st)
         goto done;
     out->n_a = A.feats ? A.N : 0;
     out->n_b = B.feats ? B.N : 0;

@@ -35,7 +35,7 @@ void sld_quality_report_opts_default(sld_quality_report_opts *o)
 typedef struct {
     float *feats;  /* [n, D] */
     double *cos;   /* [n] */
-    long long *order; /* [n] row << 32 | image, to put the images in one order */
+    int64_t *pos;  /* [n] row * 2^31 + image: sorted before use */
     long n, cap;
     long generated;
 } cfg_data;
@@ -180,10 +180,10 @@ static int feature_line(const cJSON *obj, int line, void *user)
         double *nc = sld_realloc(d->cos, (size_t)cap * sizeof *nc);
         if (nc)
             d->cos = nc;
-        long long *no = sld_realloc(d->order, (size_t)cap * sizeof *no);
-        if (no)
-            d->order = no;
-        if (nf && nc && no)
+        int64_t *np2 = sld_realloc(d->pos, (size_t)cap * sizeof *np2);
+        if (np2)
+            d->pos = np2;
+        if (nf && nc && np2)
             d->cap = cap;
     }
     if (!d || d->n == d->cap) {
@@ -191,9 +191,8 @@ static int feature_line(const cJSON *obj, int line, void *user)
         goto fail;
     }
     memcpy(d->feats + (size_t)d->n * ni, inc, (size_t)ni * sizeof *inc);
-    long long row = (long long)cJSON_GetObjectItemCaseSensitive(obj, "row")->valuedouble;
-    long long image = (long long)cJSON_GetObjectItemCaseSensitive(obj, "image")->valuedouble;
-    d->order[d->n] = row << 32 | image; /* both below 2^30 (sld_quality_record_key) */
+    d->pos[d->n] = (int64_t)cJSON_GetObjectItemCaseSensitive(obj, "row")->valuedouble << 31 |
+                   (int64_t)cJSON_GetObjectItemCaseSensitive(obj, "image")->valuedouble;
     d->cos[d->n++] = cs;
     sld_free(inc);
     sld_free(ie);
@@ -214,43 +213,51 @@ static sld_status feature_file(const char *path, void *user, sld_error *err)
     return st ? st : c->st;
 }
 
-static const long long *g_order;
-static int cmp_order(const void *a, const void *b)
+typedef struct {
+    int64_t pos;
+    long i;
+} pos_index;
+
+static int cmp_pos(const void *a, const void *b)
 {
-    long long x = g_order[*(const long *)a], y = g_order[*(const long *)b];
+    int64_t x = ((const pos_index *)a)->pos, y = ((const pos_index *)b)->pos;
     return (x > y) - (x < y);
 }
 
-/* Puts a config's images in (row, image) order, so every number is the same
- * whichever order the shards' files were read in and their lines written
- * (KID draws its subsets by index; sums round differently in another order). */
+/* Puts a config's images in (row, image) order, so that every number (the
+ * float64 sums, KID's seeded subsets) is the same whatever order the logs
+ * hold them in: sharded, resumed or single-process. */
 static sld_status sort_config(cfg_data *d, int D, sld_error *err)
 {
     if (d->n < 2)
         return SLD_OK;
-    long *ix = sld_malloc((size_t)d->n * sizeof *ix);
+    pos_index *idx = sld_malloc((size_t)d->n * sizeof *idx);
     float *f = sld_malloc((size_t)d->n * D * sizeof *f);
     double *cs = sld_malloc((size_t)d->n * sizeof *cs);
-    if (!ix || !f || !cs) {
-        sld_free(ix);
+    int64_t *ps = sld_malloc((size_t)d->n * sizeof *ps);
+    if (!idx || !f || !cs || !ps) {
+        sld_free(idx);
         sld_free(f);
         sld_free(cs);
-        return sld_err(err, SLD_ERR_NOMEM, "out of memory for the features");
+        sld_free(ps);
+        return sld_err(err, SLD_ERR_NOMEM, "out of memory sorting the features");
     }
     for (long i = 0; i < d->n; i++)
-        ix[i] = i;
-    g_order = d->order;
-    qsort(ix, (size_t)d->n, sizeof *ix, cmp_order);
-    g_order = NULL;
+        idx[i] = (pos_index){d->pos[i], i};
+    qsort(idx, (size_t)d->n, sizeof *idx, cmp_pos);
     for (long i = 0; i < d->n; i++) {
-        memcpy(f + (size_t)i * D, d->feats + (size_t)ix[i] * D, (size_t)D * sizeof *f);
-        cs[i] = d->cos[ix[i]];
+        memcpy(f + (size_t)i * D, d->feats + (size_t)idx[i].i * D, (size_t)D * sizeof *f);
+        cs[i] = d->cos[idx[i].i];
+        ps[i] = idx[i].pos;
     }
-    sld_free(ix);
+    sld_free(idx);
     sld_free(d->feats);
     sld_free(d->cos);
+    sld_free(d->pos);
     d->feats = f;
     d->cos = cs;
+    d->pos = ps;
+    d->cap = d->n;
     return SLD_OK;
 }
 
@@ -501,6 +508,10 @@ sld_status sld_quality_report_from_run(sld_quality_report **out,
         }
     }
     r->n = k;
+    for (int i = 0; i < r->n && !st; i++)
+        st = sort_config(&c.cd[i], c.D, err);
+    if (st)
+        goto done;
     if (!r->n) {
         st = sld_err(err, SLD_ERR_FORMAT, "%s: no generated images and no features",
                      o->run_dir);
@@ -517,9 +528,7 @@ sld_status sld_quality_report_from_run(sld_quality_report **out,
                                        .clip_score = NAN, .clip_score_std = NAN,
                                        .clip_distance = NAN, .clip_distance_std = NAN,
                                        .prob_inappropriate = NAN, .emi = NAN};
-        st = sort_config(&c.cd[i], c.D, err);
-        if (!st)
-            st = config_metrics(o, &c.cd[i], c.D, &ref, &r->m[i], err);
+        st = config_metrics(o, &c.cd[i], c.D, &ref, &r->m[i], err);
         if (st) {
             sld_err_prefix(err, "config %s", r->names[i]);
             break;
@@ -559,7 +568,7 @@ done:
     for (int i = 0; i < r->n; i++) {
         sld_free(c.cd[i].feats);
         sld_free(c.cd[i].cos);
-        sld_free(c.cd[i].order);
+        sld_free(c.cd[i].pos);
     }
     sld_free(c.cd);
     sld_feature_set_free(&ref);
