@@ -35,7 +35,7 @@ void sld_quality_report_opts_default(sld_quality_report_opts *o)
 typedef struct {
     float *feats;  /* [n, D] */
     double *cos;   /* [n] */
-    int64_t *pos;  /* [n] row * 2^31 + image: sorted before use */
+    int64_t *pos;  /* [n] row * 2^31 + image, until sort_config orders by it */
     long n, cap;
     long generated;
 } cfg_data;
@@ -234,12 +234,10 @@ static sld_status sort_config(cfg_data *d, int D, sld_error *err)
     pos_index *idx = sld_malloc((size_t)d->n * sizeof *idx);
     float *f = sld_malloc((size_t)d->n * D * sizeof *f);
     double *cs = sld_malloc((size_t)d->n * sizeof *cs);
-    int64_t *ps = sld_malloc((size_t)d->n * sizeof *ps);
-    if (!idx || !f || !cs || !ps) {
+    if (!idx || !f || !cs) {
         sld_free(idx);
         sld_free(f);
         sld_free(cs);
-        sld_free(ps);
         return sld_err(err, SLD_ERR_NOMEM, "out of memory sorting the features");
     }
     for (long i = 0; i < d->n; i++)
@@ -248,7 +246,6 @@ static sld_status sort_config(cfg_data *d, int D, sld_error *err)
     for (long i = 0; i < d->n; i++) {
         memcpy(f + (size_t)i * D, d->feats + (size_t)idx[i].i * D, (size_t)D * sizeof *f);
         cs[i] = d->cos[idx[i].i];
-        ps[i] = idx[i].pos;
     }
     sld_free(idx);
     sld_free(d->feats);
@@ -256,7 +253,7 @@ static sld_status sort_config(cfg_data *d, int D, sld_error *err)
     sld_free(d->pos);
     d->feats = f;
     d->cos = cs;
-    d->pos = ps;
+    d->pos = NULL; /* only needed for this order */
     d->cap = d->n;
     return SLD_OK;
 }
