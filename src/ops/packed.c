@@ -393,6 +393,12 @@ static pentry *conv_entry(sld_pconv *p, int B, int H, int W);
 
 void sld_pconv_set_winograd(sld_pconv *p, bool on) { p->wino_ok = on; }
 
+bool sld_pack_winograd_available(void)
+{
+    return sld_cpu_isa() >= SLD_ISA_AVX512 && engine() &&
+           dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
+}
+
 size_t sld_pconv_winograd_bytes(const sld_pconv *p)
 {
     return p->wino_w.wbuf ? dnnl_memory_desc_get_size(&p->wino_w.wmd) : 0;

@@ -89,6 +89,8 @@ sld_status sld_pconv_run(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y
  * no-op for bf16, plain-mode or non-3x3 convs. Set it before the first run
  * (entries already built for a shape keep their kernel). */
 void sld_pconv_set_winograd(sld_pconv *p, bool on);
+/* Whether this CPU (and SLD_ISA) lets fp32 convs use Winograd at all. */
+bool sld_pack_winograd_available(void);
 /* Whether a run at B,H,W uses Winograd (builds that shape's primitive). */
 bool sld_pconv_winograd_used(sld_pconv *p, int B, int H, int W);
 /* Bytes of the weight copy held for Winograd (0 until a Winograd run). */
