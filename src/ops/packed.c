@@ -101,6 +101,20 @@ static void *ws_get(sld_pack_ws *ws, int i, size_t n)
     return ws->buf[i];
 }
 
+/* Process-wide Winograd figures for benches and logs: weight copies held
+ * now, and the largest scratchpad any Winograd primitive asked for. */
+static size_t g_wino_wbytes, g_wino_scr_max;
+
+size_t sld_pack_winograd_weight_bytes(void)
+{
+    return __atomic_load_n(&g_wino_wbytes, __ATOMIC_RELAXED);
+}
+
+size_t sld_pack_winograd_scratch_max(void)
+{
+    return __atomic_load_n(&g_wino_scr_max, __ATOMIC_RELAXED);
+}
+
 static bool bf16_native(void)
 {
     return dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_bf16 &&
@@ -383,6 +397,8 @@ void sld_pconv_free(sld_pconv *p)
     }
     sld_free(p->pw.wbuf);
     sld_free(p->pw.bias);
+    if (p->wino_w.wbuf)
+        __atomic_fetch_sub(&g_wino_wbytes, sld_pconv_winograd_bytes(p), __ATOMIC_RELAXED);
     sld_free(p->wino_w.wbuf);
     sld_free(p);
 }
@@ -449,6 +465,7 @@ static bool wino_entry(sld_pconv *p, pentry *e)
             p->wino_w.wmd = *wmd;
             p->wino_w.wbuf = buf;
             p->wino_w.bias = p->pw.bias;
+            __atomic_fetch_add(&g_wino_wbytes, dnnl_memory_desc_get_size(wmd), __ATOMIC_RELAXED);
         } else {
             sld_free(buf);
         }
@@ -460,6 +477,10 @@ static bool wino_entry(sld_pconv *p, pentry *e)
     if (ok) {
         e->wino = true;
         e->scr_bytes = scr;
+        size_t m = __atomic_load_n(&g_wino_scr_max, __ATOMIC_RELAXED);
+        while (scr > m && !__atomic_compare_exchange_n(&g_wino_scr_max, &m, scr, false,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            ;
     }
     return ok;
 }

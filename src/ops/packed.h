@@ -95,6 +95,10 @@ bool sld_pack_winograd_available(void);
 bool sld_pconv_winograd_used(sld_pconv *p, int B, int H, int W);
 /* Bytes of the weight copy held for Winograd (0 until a Winograd run). */
 size_t sld_pconv_winograd_bytes(const sld_pconv *p);
+/* Process-wide: bytes of all Winograd weight copies held now, and the
+ * largest Winograd scratchpad built so far (for benches). */
+size_t sld_pack_winograd_weight_bytes(void);
+size_t sld_pack_winograd_scratch_max(void);
 
 /* Bytes of the oneDNN-layout copies of the input (*src_bytes) and output
  * (*dst_bytes) one run at B,H,W goes through; both 0 in plain mode or when
