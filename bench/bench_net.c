@@ -3,6 +3,7 @@
  * by sld_make_random (cached in $SLD_BENCH_DIR or /tmp/sld-bench-sd15).
  *
  * Usage: bench_net [--threads N] [--reps R] [--precision fp32|bf16|auto]
+ *                  [--conv-algo auto|direct]
  *                  [--batch 1|3] [--skip-unet] [--skip-vae]
  * Validation: outputs must be finite, else exit 1 (the numerics are checked by
  * tests/test_unet, test_vae, test_ops and test_precision against diffusers
@@ -97,7 +98,7 @@ static int open_part(const char *dir, const char *sub, sld_st_file **f, sld_weig
 
 int main(int argc, char **argv)
 {
-    int threads = 2, reps = 1, skip_vae = 0, only_batch = 0, skip_unet = 0;
+    int threads = 2, reps = 1, skip_vae = 0, only_batch = 0, skip_unet = 0, conv_algo = 0;
     sld_precision prec = SLD_PREC_FP32;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -110,6 +111,8 @@ int main(int argc, char **argv)
             const char *pv = argv[++i];
             prec = !strcmp(pv, "bf16") ? SLD_PREC_BF16 : !strcmp(pv, "auto") ? SLD_PREC_AUTO
                                                                            : SLD_PREC_FP32;
+        } else if (!strcmp(argv[i], "--conv-algo") && i + 1 < argc) {
+            conv_algo = !strcmp(argv[++i], "direct");
         } else if (!strcmp(argv[i], "--skip-unet"))
             skip_unet = 1;
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
@@ -148,7 +151,7 @@ int main(int argc, char **argv)
         return 1;
     double tl = sld_time_now();
     if (sld_unet_config_from_json(&uc, &j, &err) ||
-        (uc.precision = (int)prec, sld_unet_load(&u, &uc, w, &err))) {
+        (uc.precision = (int)prec, uc.conv_algo = conv_algo, sld_unet_load(&u, &uc, w, &err))) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -191,7 +194,10 @@ int main(int argc, char **argv)
         double cs = checksum(y, nx, &fin);
         char cname[64];
         snprintf(cname, sizeof cname, "unet_sd15_64x64_b%d", B);
-        fprintf(stderr, "unet arena %.0f MiB\n", sld_unet_arena_bytes(u) / 1048576.0);
+        fprintf(stderr, "unet arena %.0f MiB, winograd weights %.1f MiB, largest scratchpad %.1f MiB\n",
+                sld_unet_arena_bytes(u) / 1048576.0,
+                sld_pack_winograd_weight_bytes() / 1048576.0,
+                sld_pack_winograd_scratch_max() / 1048576.0);
         bench_csv_line(threads, pname, cname, tv[reps / 2], 803.0 * B, cs, peak_rss_mib());
         if (!fin) {
             fprintf(stderr, "%s: non-finite output\n", cname);
@@ -212,7 +218,7 @@ vae: /* ---- VAE decode ---- */
         if (!open_part(dir, "vae", &f, &w, &j))
             return 1;
         if (sld_vae_config_from_json(&vc, &j, &err) ||
-            (vc.precision = (int)prec, sld_vae_load(&v, &vc, w, &err))) {
+            (vc.precision = (int)prec, vc.conv_algo = conv_algo, sld_vae_load(&v, &vc, w, &err))) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
@@ -237,7 +243,9 @@ vae: /* ---- VAE decode ---- */
         qsort(tv, (size_t)reps, sizeof tv[0], cmp_d);
         int fin;
         double cs = checksum(img, ni, &fin);
-        fprintf(stderr, "vae arena %.0f MiB\n", sld_vae_arena_bytes(v) / 1048576.0);
+        fprintf(stderr, "vae arena %.0f MiB, winograd weights %.1f MiB, largest scratchpad %.1f MiB\n",
+                sld_vae_arena_bytes(v) / 1048576.0, sld_pack_winograd_weight_bytes() / 1048576.0,
+                sld_pack_winograd_scratch_max() / 1048576.0);
         bench_csv_line(threads, pname, "vae_decode_512", tv[reps / 2], 2515.0, cs,
                        peak_rss_mib());
         if (!fin) {

@@ -37,6 +37,9 @@ static const char *GEN_USAGE =
     "  --threads N              CPU threads (all cores)\n"
     "  --precision fp32|bf16|auto  compute precision of convolutions and linears\n"
     "                           (auto: bf16 where the CPU has AMX, else fp32)\n"
+    "  --conv-algo auto|direct  fp32 3x3 convolutions: Winograd where it pays (auto,\n"
+    "                           rounding-level differences) or direct only (bit-for-bit\n"
+    "                           reference runs)\n"
     "  --save-latents FILE      write final latents [N,4,H/8,W/8] as safetensors\n"
     "  -o, --output OUT.png     output; with --images N: OUT-0.png ... OUT-(N-1).png;\n"
     "                           - for standard output (one image)\n"
@@ -372,6 +375,14 @@ int cmd_generate(int argc, char **argv)
                 mo.prediction = SLD_PRED_V;
             else
                 return cli_usage_error("generate", "--prediction wants epsilon or v, not '%s'", v);
+        } else if (!strcmp(a, "--conv-algo")) {
+            if (!strcmp(v, "auto"))
+                mo.conv_algo = SLD_CONV_AUTO;
+            else if (!strcmp(v, "direct"))
+                mo.conv_algo = SLD_CONV_DIRECT;
+            else
+                return cli_usage_error("generate", "--conv-algo wants auto or direct, not '%s'",
+                                       v);
         } else if (!strcmp(a, "--precision")) {
             if (!strcmp(v, "fp32"))
                 mo.precision = SLD_PREC_FP32;

@@ -49,6 +49,7 @@ static const char *USAGE_GEN =
     "  --negative-prompt TEXT   negative prompt of every config (neg: the concept)\n"
     "  --safety-concept TEXT    the concept SLD steers away from (the paper's)\n"
     "  --precision fp32|bf16|auto  --prediction epsilon|v  --config DIR   model options\n"
+    "  --conv-algo auto|direct  fp32 3x3 convs: Winograd where it pays, or direct only\n"
     "  --sld-guidance-scale F --sld-warmup-steps N --sld-threshold F\n"
     "  --sld-momentum-scale F --sld-mom-beta F   override the presets' values\n"
     "  --sld-maps               also write each image's SLD map, images/CONFIG/ROW_K.map.png\n"
@@ -273,6 +274,13 @@ static int cmd_generate_i2p(int argc, char **argv, int plan_only)
                 o.gen.rng_variant = SLD_RNG_DEFAULT;
             else
                 USAGE_FAIL("--rng wants avx2 or default, not '%s'", v);
+        } else if (!strcmp(a, "--conv-algo")) {
+            if (!strcmp(v, "auto"))
+                mo.conv_algo = SLD_CONV_AUTO;
+            else if (!strcmp(v, "direct"))
+                mo.conv_algo = SLD_CONV_DIRECT;
+            else
+                USAGE_FAIL("--conv-algo wants auto or direct, not '%s'", v);
         } else if (!strcmp(a, "--precision")) {
             if (!strcmp(v, "fp32"))
                 mo.precision = SLD_PREC_FP32;

@@ -16,6 +16,7 @@ static const char *SERVE_USAGE =
     "  --model PATH             diffusers folder or single-file checkpoint (as sld generate)\n"
     "  --config DIR             diffusers folder to take configs from (single files)\n"
     "  --precision fp32|bf16|auto   --prediction epsilon|v   --threads N (all cores)\n"
+    "  --conv-algo auto|direct  fp32 3x3 convs: Winograd where it pays, or direct only\n"
     "  --no-safety-checker      do not load/run the model's safety checker\n"
     "  --listen HOST:PORT       address to listen on (127.0.0.1:7860; port 0 = any free)\n"
     "  --api-key KEY            require 'Authorization: Bearer KEY' (all but /health and /)\n"
@@ -109,7 +110,14 @@ int cmd_serve(int argc, char **argv)
             model = v;
         else if (!strcmp(a, "--config"))
             mo.config_dir = v;
-        else if (!strcmp(a, "--precision")) {
+        else if (!strcmp(a, "--conv-algo")) {
+            if (!strcmp(v, "auto"))
+                mo.conv_algo = SLD_CONV_AUTO;
+            else if (!strcmp(v, "direct"))
+                mo.conv_algo = SLD_CONV_DIRECT;
+            else
+                return cli_usage_error("serve", "--conv-algo wants auto or direct, not '%s'", v);
+        } else if (!strcmp(a, "--precision")) {
             if (!strcmp(v, "fp32"))
                 mo.precision = SLD_PREC_FP32;
             else if (!strcmp(v, "bf16"))

@@ -4,6 +4,7 @@
  * end-to-end run with the real pipeline on tests/fixtures/models/tiny-sd1. */
 #include "eval/i2p.h"
 #include "io/png.h"
+#include "ops/packed.h"
 #include "test.h"
 
 #include <sys/stat.h>
@@ -806,7 +807,7 @@ static void test_manifest_strict(void)
 static void test_manifest_model(void)
 {
     sld_error err;
-    sld_model *m1 = NULL, *m2 = NULL, *m3 = NULL;
+    sld_model *m1 = NULL, *m2 = NULL, *m3 = NULL, *m4 = NULL;
     sld_model_opts mo;
     sld_model_opts_default(&mo);
     if (sld_model_open(&m1, fixture("models/tiny-sd1"), NULL, &err) ||
@@ -817,6 +818,9 @@ static void test_manifest_model(void)
     }
     mo.prediction = SLD_PRED_V;
     CHECK(sld_model_open(&m3, fixture("models/tiny-sd1"), &mo, &err) == SLD_OK);
+    mo.prediction = SLD_PRED_DEFAULT;
+    mo.conv_algo = SLD_CONV_DIRECT;
+    CHECK(sld_model_open(&m4, fixture("models/tiny-sd1"), &mo, &err) == SLD_OK);
     char csv[512], run[512];
     snprintf(csv, sizeof csv, "%s", tpath("model.csv"));
     snprintf(run, sizeof run, "%s", tpath("model_run"));
@@ -836,11 +840,15 @@ static void test_manifest_model(void)
     CHECK(!strcmp(cJSON_GetObjectItem(mm, "sha256")->valuestring, sld_model_sha256(m1)));
     CHECK(!strcmp(cJSON_GetObjectItem(mm, "hash")->valuestring, sld_model_hash(m1)));
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(mm, "files")) == 11);
+    bool wino = sld_pack_winograd_available();
+    CHECK(!strcmp(cJSON_GetObjectItem(mm, "conv_algo")->valuestring,
+                  wino ? "winograd" : "direct"));
     cJSON_Delete(m);
     sld_log_set(capture_log, NULL);
-    const sld_model *others[2] = {m2, m3};
-    const char *field[2] = {"model.sha256", "model.prediction"};
-    for (int i = 0; i < 2; i++) {
+    /* m4 differs only where Winograd exists: --conv-algo direct */
+    const sld_model *others[3] = {m2, m3, m4};
+    const char *field[3] = {"model.sha256", "model.prediction", "model.conv_algo"};
+    for (int i = 0; i < (wino ? 3 : 2); i++) {
         o.model = others[i];
         g_log[0] = 0;
         sld_i2p_plan plan;
@@ -857,6 +865,7 @@ static void test_manifest_model(void)
     sld_model_close(m1);
     sld_model_close(m2);
     sld_model_close(m3);
+    sld_model_close(m4);
 }
 
 static void test_csv_validation(void)

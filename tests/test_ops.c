@@ -373,6 +373,8 @@ static double rel_err(const float *got, const float *want, size_t n)
     return mw > 0 ? md / mw : md;
 }
 
+static bool g_wino; /* check_pconv: let the object use Winograd */
+
 static void check_pconv(sld_conv2d_desc d, bool bias, sld_precision prec, double tol)
 {
     int Ho, Wo;
@@ -391,6 +393,7 @@ static void check_pconv(sld_conv2d_desc d, bool bias, sld_precision prec, double
     CHECK(ws && sld_pconv_new(&p, &proto, w, b, prec, &err) == SLD_OK);
     if (!p || !ws)
         goto out;
+    sld_pconv_set_winograd(p, g_wino);
     bool want_packed = fast_available() && d.C_in >= 16 && d.C_out >= 16;
     CHECK(sld_pconv_packed(p) == want_packed);
     if (want_packed) /* the object must not read the caller's weights any more */
@@ -469,6 +472,79 @@ static void test_packed_vs_ref(void)
         CHECK(sld_pack_precision(SLD_PREC_BF16) == SLD_PREC_FP32);
 }
 
+/* Winograd F(4,3) (packed fp32 3x3 stride-1 convs with >= 32x32 pixels and
+ * no more channels than pixels) against the _ref conv and the direct packed
+ * conv on odd shapes, and every case where it must fall back to direct. */
+static void test_winograd_vs_ref(void)
+{
+    g_wino = true;
+    /* channels not multiples of 16, odd H and W, bias or not, residuals */
+    check_pconv((sld_conv2d_desc){2, 20, 37, 41, 24, 3, 3, 1, 1, 1, 1, 1}, true, SLD_PREC_FP32,
+                1e-5);
+    check_pconv((sld_conv2d_desc){1, 48, 33, 35, 17, 3, 3, 1, 1, 1, 1, 1}, false, SLD_PREC_FP32,
+                1e-5);
+    /* fallbacks: thin (plain), stride 2, too few pixels, bf16 */
+    check_pconv((sld_conv2d_desc){1, 4, 40, 40, 20, 3, 3, 1, 1, 1, 1, 1}, true, SLD_PREC_FP32,
+                1e-5);
+    check_pconv((sld_conv2d_desc){1, 16, 65, 64, 32, 3, 3, 2, 0, 0, 1, 1}, true, SLD_PREC_FP32,
+                1e-5);
+    check_pconv((sld_conv2d_desc){2, 32, 9, 7, 48, 3, 3, 1, 1, 1, 1, 1}, true, SLD_PREC_FP32,
+                1e-5);
+    check_pconv((sld_conv2d_desc){1, 32, 36, 36, 32, 3, 3, 1, 1, 1, 1, 1}, true, SLD_PREC_BF16,
+                1e-2);
+    g_wino = false;
+
+    /* which kernel runs, the extra weight bytes, and Winograd vs direct */
+    int Ci = 20, Co = 24, H = 37, W = 41, B = 2;
+    sld_conv2d_desc d = {B, Ci, H, W, Co, 3, 3, 1, 1, 1, 1, 1};
+    size_t nx = (size_t)B * Ci * H * W, ny = (size_t)B * Co * H * W, nw = (size_t)Co * Ci * 9;
+    float *x = rand_buf(nx, 1.0f), *w = rand_buf(nw, 0.2f), *bias = rand_buf((size_t)Co, 0.5f);
+    float *want = malloc(ny * 4), *yd = malloc(ny * 4), *yw = malloc(ny * 4);
+    sld_conv2d_ref(&d, x, w, bias, want);
+    sld_pack_ws *ws = sld_pack_ws_new();
+    sld_pconv *pd = NULL, *pw = NULL, *p16 = NULL, *pb = NULL;
+    sld_error err;
+    CHECK(sld_pconv_new(&pd, &d, w, bias, SLD_PREC_FP32, &err) == SLD_OK);
+    CHECK(sld_pconv_new(&pw, &d, w, bias, SLD_PREC_FP32, &err) == SLD_OK);
+    CHECK(sld_pconv_new(&pb, &d, w, bias, SLD_PREC_BF16, &err) == SLD_OK);
+    d.C_out = 8; /* thin */
+    CHECK(sld_pconv_new(&p16, &d, w, bias, SLD_PREC_FP32, &err) == SLD_OK);
+    d.C_out = Co;
+    if (!ws || !pd || !pw || !p16 || !pb)
+        goto out;
+    sld_pconv_set_winograd(pw, true);
+    sld_pconv_set_winograd(p16, true);
+    sld_pconv_set_winograd(pb, true);
+    CHECK(!sld_pconv_winograd_used(pd, B, H, W)); /* off unless asked */
+    CHECK(!sld_pconv_winograd_used(p16, B, H, W));
+    CHECK(!sld_pconv_winograd_used(pb, B, H, W));
+    CHECK(!sld_pconv_winograd_used(pw, B, 16, 16)); /* < 32x32 pixels */
+    CHECK(!sld_pconv_winograd_used(pw, 1, 5, 200)); /* 1000 pixels */
+    /* oneDNN 2.x has Winograd kernels for AVX-512 machines only */
+    bool fast = sld_pconv_winograd_used(pw, B, H, W);
+    CHECK(fast || sld_cpu_isa() < SLD_ISA_AVX512);
+    CHECK(sld_pconv_winograd_bytes(pd) == 0);
+    CHECK(sld_pconv_winograd_bytes(pw) == (fast ? (size_t)32 * 32 * 9 * 4 : 0));
+    CHECK(sld_pconv_run(pd, ws, x, yd, B, H, W, NULL, &err) == SLD_OK);
+    CHECK(sld_pconv_run(pw, ws, x, yw, B, H, W, NULL, &err) == SLD_OK);
+    double ed = rel_err(yd, want, ny), ew = rel_err(yw, want, ny), edw = rel_err(yw, yd, ny);
+    printf("  winograd vs ref %.3g, direct vs ref %.3g, winograd vs direct %.3g\n", ew, ed,
+           edw);
+    CHECK(ed <= 1e-5 && ew <= 1e-5 && edw <= 1e-5);
+    CHECK(!fast || edw > 0); /* it did take another path */
+    /* a direct shape on the same object, then the Winograd one again */
+    CHECK(sld_pconv_run(pw, ws, x, yd, B, 12, 13, NULL, &err) == SLD_OK);
+    CHECK(sld_pconv_run(pw, ws, x, yd, B, H, W, NULL, &err) == SLD_OK);
+    CHECK(!memcmp(yd, yw, ny * 4));
+out:
+    sld_pconv_free(pd);
+    sld_pconv_free(pw);
+    sld_pconv_free(p16);
+    sld_pconv_free(pb);
+    sld_pack_ws_free(ws);
+    free(x), free(w), free(bias), free(want), free(yd), free(yw);
+}
+
 int main(void)
 {
     printf("isa %s\n", sld_isa_name(sld_cpu_isa()));
@@ -480,6 +556,7 @@ int main(void)
     RUN(test_attention_vs_ref);
     RUN(test_threads_deterministic);
     RUN(test_packed_vs_ref);
+    RUN(test_winograd_vs_ref);
     sld_ops_cache_clear();
     TEST_END();
 }

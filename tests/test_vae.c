@@ -6,6 +6,7 @@
 #include "io/safetensors.h"
 #include "model/vae.h"
 #include "model/weights.h"
+#include "ops/packed.h"
 #include "pipeline/model.h"
 #include "test.h"
 #include "test_util.h"
@@ -18,18 +19,22 @@ typedef struct {
     sld_vae_config cfg;
 } net;
 
-static int net_open(net *n, const char *model)
+static int net_open_algo(net *n, const char *model, int conv_algo)
 {
     sld_error err;
     memset(n, 0, sizeof *n);
     if (!t_component_open(&n->c, model, "vae", "diffusion_pytorch_model.safetensors"))
         return 0;
-    if (sld_vae_config_from_json(&n->cfg, &n->c.cfg, &err) || sld_vae_load(&n->v, &n->cfg, n->c.w, &err)) {
+    if (!sld_vae_config_from_json(&n->cfg, &n->c.cfg, &err))
+        n->cfg.conv_algo = conv_algo;
+    if (n->cfg.conv_algo != conv_algo || sld_vae_load(&n->v, &n->cfg, n->c.w, &err)) {
         printf("  %s\n", err.msg);
         return 0;
     }
     return 1;
 }
+
+static int net_open(net *n, const char *model) { return net_open_algo(n, model, 0); }
 
 static void net_close(net *n)
 {
@@ -154,6 +159,49 @@ static void test_sd2(void)
     net_close(&n);
 }
 
+/* Winograd (the default) against direct convolution on the decode goldens:
+ * the tiny decoders run 32^2 and 64^2 (tiny-sd2: 48^2, 96^2) 3x3 convs in
+ * Winograd; each path must hold the golden tolerance and they differ only
+ * by rounding. */
+static void test_winograd_vs_direct(void)
+{
+    const char *models[2] = {"models/tiny-sd1", "models/tiny-sd2"};
+    const char *golds[2] = {"vae/sd1.safetensors", "vae/sd2.safetensors"};
+    const int sizes[2] = {8, 12};
+    for (int m = 0; m < 2; m++) {
+        net a, d;
+        sld_st_file *g = NULL;
+        sld_error err;
+        CHECK(net_open_algo(&a, models[m], 0) && net_open_algo(&d, models[m], 1));
+        CHECK(sld_st_open(&g, fixture(golds[m]), &err) == SLD_OK);
+        int S = sizes[m], P = 8 * S;
+        size_t ni = (size_t)3 * P * P;
+        float *lat = g ? golden(g, "latents", NULL) : NULL;
+        float *want = g ? golden(g, "decode_raw", NULL) : NULL;
+        float *ya = malloc(ni * sizeof *ya), *yd = malloc(ni * sizeof *yd);
+        if (a.v && d.v && lat && want) {
+            CHECK(sld_vae_decode(a.v, lat, 1, S, S, ya, &err) == SLD_OK);
+            CHECK(sld_vae_decode(d.v, lat, 1, S, S, yd, &err) == SLD_OK);
+            double ea = 0, ed = 0, ead = 0;
+            for (size_t i = 0; i < ni; i++) {
+                ea = fmax(ea, fabs((double)ya[i] - want[i]));
+                ed = fmax(ed, fabs((double)yd[i] - want[i]));
+                ead = fmax(ead, fabs((double)ya[i] - yd[i]));
+            }
+            printf("  %s decode_raw max|d| vs golden: winograd %.3g, direct %.3g; "
+                   "winograd vs direct %.3g\n",
+                   models[m], ea, ed, ead);
+            CHECK(ea <= 1e-4 && ed <= 1e-4 && ead <= 1e-5);
+            /* Winograd really ran where the CPU has it; never in direct */
+            CHECK(sld_pack_winograd_available() ? ead > 0 : ead == 0);
+        }
+        free(lat), free(want), free(ya), free(yd);
+        sld_st_close(g);
+        net_close(&a);
+        net_close(&d);
+    }
+}
+
 static void test_config(void)
 {
     net n;
@@ -261,6 +309,7 @@ int main(void)
     RUN(test_config);
     RUN(test_sd1);
     RUN(test_sd2);
+    RUN(test_winograd_vs_direct);
     RUN(test_old_names);
     RUN(test_single_files);
     TEST_END();

@@ -1473,12 +1473,18 @@ static sld_status manifest_check(const char *run_dir, const cJSON *old, const cJ
     char label[600];
     snprintf(label, sizeof label, "%s/%s", run_dir, SLD_I2P_MANIFEST);
     int n = sld_i2p_manifest_diff(old, cur, label, compare_model, names, sizeof names, added);
+    /* Runs made before Winograd, or with it off, ran direct convolutions: say
+     * which switch continues them. */
+    const char *hint = strstr(names, "model.conv_algo")
+                           ? "; --conv-algo direct continues a run made with direct "
+                             "convolutions, as all runs before Winograd were"
+                           : "";
     if (n > 0)
         return sld_err(err, SLD_ERR_INVALID_ARG,
                        "%s: %d setting%s differ%s from the run's manifest (%s; each listed above "
                        "with both values); nothing was written: use the run's settings or a new "
-                       "--out folder",
-                       run_dir, n, n > 1 ? "s" : "", n > 1 ? "" : "s", names);
+                       "--out folder%s",
+                       run_dir, n, n > 1 ? "s" : "", n > 1 ? "" : "s", names, hint);
     return SLD_OK;
 }
 

@@ -132,6 +132,9 @@ static sld_status model_json(const sld_i2p_gen_opts *o, const cJSON *old, cJSON 
         memcpy(short_hash, hex, 10);
         short_hash[10] = 0;
         sld_precision prec = sld_pack_precision(md->opts.precision);
+        /* what the 3x3 convs run: Winograd changes results by rounding */
+        bool wino = prec == SLD_PREC_FP32 && md->opts.conv_algo == SLD_CONV_AUTO &&
+                    sld_pack_winograd_available();
         ok = cJSON_AddStringToObject(m, "path", md->path) &&
              cJSON_AddStringToObject(m, "sha256", hex) &&
              cJSON_AddStringToObject(m, "hash", short_hash) &&
@@ -139,6 +142,7 @@ static sld_status model_json(const sld_i2p_gen_opts *o, const cJSON *old, cJSON 
              cJSON_AddStringToObject(m, "prediction",
                                      md->prediction == SLD_PRED_V ? "v_prediction" : "epsilon") &&
              cJSON_AddStringToObject(m, "precision", prec == SLD_PREC_BF16 ? "bf16" : "fp32") &&
+             cJSON_AddStringToObject(m, "conv_algo", wino ? "winograd" : "direct") &&
              add_str_or_null(m, "config_dir", md->opts.config_dir) &&
              cJSON_AddItemToObject(m, "files", files);
         if (ok)
@@ -287,7 +291,7 @@ static void report(diff_ctx *d, const char *path, const cJSON *a, const cJSON *b
  * this value (a run made before COCO and JSONL prompt sets read a CSV). */
 static const struct {
     const char *path, *absent_as;
-} DEFAULTS[] = {{"prompts.format", "i2p-csv"}};
+} DEFAULTS[] = {{"prompts.format", "i2p-csv"}, {"model.conv_algo", "direct"}};
 
 static int absent_default(const char *path, const cJSON *a, const cJSON *b)
 {

@@ -382,6 +382,7 @@ typedef struct {
     sld_tensor_list_fn list; /* listing mode: report names/shapes, bind nothing */
     void *list_user;
     sld_precision prec; /* compute precision of convs and large linears */
+    bool wino;          /* 3x3 convs may use Winograd (sld_conv_algo auto) */
 } binder;
 
 static const float *bind(binder *B, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
@@ -439,6 +440,7 @@ static void bind_conv_s(binder *B, conv_p *c, int cin, int cout, int k, int stri
                          .pad_r = pad};
     if ((B->st = sld_pconv_new(&c->pc, &d, c->w, c->b, B->prec, B->err)))
         return;
+    sld_pconv_set_winograd(c->pc, B->wino);
     if (sld_pconv_packed(c->pc)) {
         release_pair(B, name, true);
         c->w = c->b = NULL;
@@ -769,7 +771,7 @@ sld_status sld_unet_load(sld_unet **out, const sld_unet_config *c, sld_weights *
     u->prec = sld_pack_precision((sld_precision)c->precision);
     const char *pe = getenv("SLD_PROFILE");
     u->profile = pe && *pe && strcmp(pe, "0");
-    binder B = {.w = w, .err = err, .prec = u->prec};
+    binder B = {.w = w, .err = err, .prec = u->prec, .wino = c->conv_algo == 0};
     u->ws = sld_pack_ws_new();
     if (!u->ws) {
         sld_unet_free(u);

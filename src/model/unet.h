@@ -36,6 +36,7 @@ typedef struct {
     float freq_shift;
     int sample_size;
     int precision; /* sld_precision of convs and token linears; 0 = fp32 (set by the loader) */
+    int conv_algo; /* sld_conv_algo: 0 = auto (Winograd where it pays), 1 = direct only */
 } sld_unet_config;
 
 typedef struct sld_unet sld_unet;

@@ -253,6 +253,7 @@ typedef struct {
     sld_tensor_list_fn list;
     void *list_user;
     sld_precision prec;
+    bool wino; /* 3x3 convs may use Winograd (sld_conv_algo auto) */
 } binder;
 
 static const float *bindv(binder *B, int nd, const int64_t *shape, const char *name)
@@ -301,6 +302,7 @@ static void bind_conv_g(binder *B, conv_p *c, int cin, int cout, int k, bool dow
                          .pad_b = down ? 1 : p, .pad_r = down ? 1 : p};
     if ((B->st = sld_pconv_new_ex(&c->pc, &d, c->w, c->b, B->prec, true, B->err)))
         return;
+    sld_pconv_set_winograd(c->pc, B->wino);
     if (sld_pconv_packed(c->pc)) {
         char n[256];
         snprintf(n, sizeof n, "%s.weight", name);
@@ -496,7 +498,7 @@ sld_status sld_vae_load(sld_vae **out, const sld_vae_config *c, sld_weights *w, 
         st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    binder B = {.w = w, .err = err, .prec = v->prec};
+    binder B = {.w = w, .err = err, .prec = v->prec, .wino = c->conv_algo == 0};
     if ((st = vae_build(v, &B, false, err)))
         goto fail;
     /* The encoder is optional (inference-only files may drop it). */

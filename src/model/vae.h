@@ -25,6 +25,7 @@ typedef struct {
     float scaling_factor; /* 0.18215 when the config has none */
     int sample_size;
     int precision; /* sld_precision of the convolutions; 0 = fp32 (set by the loader) */
+    int conv_algo; /* sld_conv_algo: 0 = auto (Winograd where it pays), 1 = direct only */
 } sld_vae_config;
 
 typedef struct sld_vae sld_vae;

@@ -20,9 +20,20 @@
  *
  * Measured on the 2-core Zen4 (AVX512-BF16, no AMX; 1 thread, SD 1.5 UNet
  * shapes): 3x3 convs 103-117 GFLOP/s fp32 (FMA peak ~113/core), 200-233 bf16
- * (vdpbf16ps peak ~228/core); linears 85-105 fp32, 170-210 bf16. oneDNN's
- * Winograd F(4,3) would run fp32 3x3 convs 1.5-3x faster but keeps weights
- * 4x larger and fitted to each input size, so it is not used.
+ * (vdpbf16ps peak ~228/core); linears 85-105 fp32, 170-210 bf16.
+ *
+ * Winograd (sld_pconv_set_winograd, off unless a network turns it on): fp32
+ * 3x3 stride-1 convs whose run has at least 32x32 pixels and no more
+ * channels than pixels go through oneDNN's Winograd F(4,3) kernel, which
+ * does about 2.25x fewer multiplications (1.8-3.3x faster on a Zen 5 at
+ * SD 1.5's 32^2-256^2 shapes). It transforms the weights on every call (the
+ * inference-only variant would keep them 4x larger), from one extra copy of
+ * the weights in its blocked layout (sld_pconv_winograd_bytes: 1x the fp32
+ * weights), and needs a scratchpad of about 2.25x the input plus output
+ * activations, held in the workspace; a shape whose scratchpad would pass
+ * SLD_WINO_SCRATCH_MAX, or that oneDNN cannot run in Winograd, stays direct.
+ * Results differ from direct convolution by rounding only (~1e-6 relative
+ * at SD shapes); bf16 never uses it.
  *
  * Thread-safety: run calls on objects sharing a workspace must not overlap
  * (one network evaluation at a time). Results are deterministic for a given
@@ -70,6 +81,24 @@ bool sld_pconv_packed(const sld_pconv *p);
  * y). Errors only on out of memory or an unusable oneDNN. */
 sld_status sld_pconv_run(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y, int B, int H,
                          int W, const float *residual, sld_error *err);
+
+/* Largest Winograd scratchpad a conv may use (see above). */
+#define SLD_WINO_SCRATCH_MAX ((size_t)384 << 20)
+
+/* Lets p run in Winograd at the shapes where it pays (off by default); a
+ * no-op for bf16, plain-mode or non-3x3 convs. Set it before the first run
+ * (entries already built for a shape keep their kernel). */
+void sld_pconv_set_winograd(sld_pconv *p, bool on);
+/* Whether this CPU (and SLD_ISA) lets fp32 convs use Winograd at all. */
+bool sld_pack_winograd_available(void);
+/* Whether a run at B,H,W uses Winograd (builds that shape's primitive). */
+bool sld_pconv_winograd_used(sld_pconv *p, int B, int H, int W);
+/* Bytes of the weight copy held for Winograd (0 until a Winograd run). */
+size_t sld_pconv_winograd_bytes(const sld_pconv *p);
+/* Process-wide: bytes of all Winograd weight copies held now, and the
+ * largest Winograd scratchpad built so far (for benches). */
+size_t sld_pack_winograd_weight_bytes(void);
+size_t sld_pack_winograd_scratch_max(void);
 
 /* Bytes of the oneDNN-layout copies of the input (*src_bytes) and output
  * (*dst_bytes) one run at B,H,W goes through; both 0 in plain mode or when

@@ -108,6 +108,7 @@ static sld_status unet_build_json(sld_model *m, const char *cfg_dir, sld_error *
     st = sld_unet_config_from_json(&c, &j, err);
     sld_json_free(&j);
     c.precision = (int)m->opts.precision;
+    c.conv_algo = (int)m->opts.conv_algo;
     return st ? st : sld_unet_load(&m->unet, &c, m->w_unet, err);
 }
 
@@ -121,6 +122,7 @@ static sld_status vae_build_json(sld_model *m, const char *cfg_dir, sld_error *e
     st = sld_vae_config_from_json(&c, &j, err);
     sld_json_free(&j);
     c.precision = (int)m->opts.precision;
+    c.conv_algo = (int)m->opts.conv_algo;
     return st ? st : sld_vae_load(&m->vae, &c, m->w_vae, err);
 }
 
@@ -347,6 +349,7 @@ static sld_status open_single(sld_model *m, const char *path, sld_error *err)
         sld_unet_config uc;
         st = sld_unet_config_infer(&uc, m->w_unet, arch, err);
         uc.precision = (int)m->opts.precision;
+        uc.conv_algo = (int)m->opts.conv_algo;
         if (!st)
             st = sld_unet_load(&m->unet, &uc, m->w_unet, err);
     }
@@ -363,6 +366,7 @@ static sld_status open_single(sld_model *m, const char *path, sld_error *err)
         sld_vae_config vc;
         st = sld_vae_config_infer(&vc, m->w_vae, err);
         vc.precision = (int)m->opts.precision;
+        vc.conv_algo = (int)m->opts.conv_algo;
         if (!st)
             st = sld_vae_load(&m->vae, &vc, m->w_vae, err);
     }
