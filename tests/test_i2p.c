@@ -854,6 +854,8 @@ static void test_manifest_model(void)
         sld_i2p_plan plan;
         CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_ERR_INVALID_ARG);
         CHECK_MSG(strstr(err.msg, field[i]) && strstr(g_log, field[i]), "%s", err.msg);
+        /* the conv_algo difference names the switch that continues the run */
+        CHECK_MSG(!strstr(err.msg, "--conv-algo direct") == (i != 2), "%s", err.msg);
     }
     /* Without the model (the CLI's early check) the model is not compared. */
     o.model = NULL;
@@ -861,6 +863,21 @@ static void test_manifest_model(void)
     CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_OK);
     o.model = m1;
     CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_OK && plan.images_todo == 0);
+    /* A manifest written before conv_algo was recorded reads as direct: such
+     * a run continues under --conv-algo direct and, where Winograd exists, is
+     * refused under the default. */
+    {
+        CHECK(sld_i2p_manifest_read(mp, &m, &err) == SLD_OK && m);
+        cJSON_DeleteItemFromObject(cJSON_GetObjectItem(m, "model"), "conv_algo");
+        char *txt = cJSON_Print(m);
+        write_file(mp, txt);
+        cJSON_free(txt);
+        cJSON_Delete(m);
+        o.model = m4;
+        CHECK(sld_i2p_plan_get(&o, &plan, &err) == SLD_OK);
+        o.model = m1;
+        CHECK(sld_i2p_plan_get(&o, &plan, &err) == (wino ? SLD_ERR_INVALID_ARG : SLD_OK));
+    }
     sld_log_set(NULL, NULL);
     sld_model_close(m1);
     sld_model_close(m2);
