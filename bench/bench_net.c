@@ -3,7 +3,7 @@
  * by sld_make_random (cached in $SLD_BENCH_DIR or /tmp/sld-bench-sd15).
  *
  * Usage: bench_net [--threads N] [--reps R] [--precision fp32|bf16|auto]
- *                  [--conv-algo auto|direct]
+ *                  [--conv-algo auto|direct] [--profile]
  *                  [--batch 1|3] [--skip-unet] [--skip-vae]
  * Validation: outputs must be finite, else exit 1 (the numerics are checked by
  * tests/test_unet, test_vae, test_ops and test_precision against diffusers
@@ -11,8 +11,13 @@
  * per case in bench/common.h's format: median seconds of R, GFLOP/s (UNet SD
  * 1.5 64x64: 803 GFLOP per batch item; VAE decode 512x512: 2515 GFLOP, convs
  * + attention, 2 FLOP per MAC), % of the nominal peak, peak RSS, checksum.
- * stderr gets each rep's time, the load time and, with SLD_PROFILE=1, the
- * UNet's per-op-class split. */
+ * stderr gets each rep's time and the load time. --profile (or SLD_PROFILE=1)
+ * times every op of each forward (ops/profile.h) and adds one CSV line per
+ * op class, case NAME/CLASS (e.g. unet_sd15_64x64_b3/conv3x3): mean seconds
+ * per forward, and where the work is counted GFLOP/s and % of peak; stderr
+ * gets the same as a table with each class's share. The clock reads and
+ * waits add a little, so take the whole-forward figures from a run without
+ * it. With --conv-algo direct the precision column reads fp32-direct. */
 #include "common.h"
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -57,6 +62,48 @@ static void rss_split(double *anon, double *file)
             *file = atof(line + 8) / 1024.0;
     }
     fclose(f);
+}
+
+/* Sums one forward's profile into acc. */
+static void prof_acc(sld_prof *acc, const sld_prof *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < SLD_PROF_N; i++) {
+        acc->seconds[i] += p->seconds[i];
+        acc->gflop[i] += p->gflop[i];
+    }
+    acc->total += p->total;
+    acc->forwards += p->forwards;
+}
+
+/* One CSV line per op class that ran (per-forward means) and a table on
+ * stderr; "other" is what no class covers (arena, glue, the tap checks). */
+static void prof_print(const sld_prof *acc, int threads, const char *pname, const char *cname)
+{
+    if (acc->forwards < 1 || acc->total <= 0.0)
+        return;
+    const double n = acc->forwards;
+    double rest = acc->total;
+    fprintf(stderr, "%s profile, mean of %d forward(s): total %.3f s\n", cname, acc->forwards,
+            acc->total / n);
+    char name[96];
+    for (int i = 0; i < SLD_PROF_N; i++) {
+        rest -= acc->seconds[i];
+        if (acc->seconds[i] <= 0.0)
+            continue;
+        double sec = acc->seconds[i] / n, gf = acc->gflop[i] / n;
+        fprintf(stderr, "  %-13s %8.3f s %5.1f %%", sld_prof_names[i], sec,
+                100.0 * acc->seconds[i] / acc->total);
+        if (gf > 0.0)
+            fprintf(stderr, "  %7.1f GFLOP  %6.1f GFLOP/s", gf, gf / sec);
+        fputc('\n', stderr);
+        snprintf(name, sizeof name, "%s/%s", cname, sld_prof_names[i]);
+        bench_csv_line(threads, pname, name, sec, gf, 0.0, -1.0);
+    }
+    fprintf(stderr, "  %-13s %8.3f s %5.1f %%\n", "other", rest / n, 100.0 * rest / acc->total);
+    snprintf(name, sizeof name, "%s/other", cname);
+    bench_csv_line(threads, pname, name, rest / n, 0.0, 0.0, -1.0);
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -113,6 +160,8 @@ int main(int argc, char **argv)
                                                                            : SLD_PREC_FP32;
         } else if (!strcmp(argv[i], "--conv-algo") && i + 1 < argc) {
             conv_algo = !strcmp(argv[++i], "direct");
+        } else if (!strcmp(argv[i], "--profile")) {
+            setenv("SLD_PROFILE", "1", 1); /* read when the networks load */
         } else if (!strcmp(argv[i], "--skip-unet"))
             skip_unet = 1;
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
@@ -136,7 +185,9 @@ int main(int argc, char **argv)
         }
         fprintf(stderr, "wrote random SD 1.5 to %s in %.1f s\n", dir, sld_time_now() - t0);
     }
-    const char *pname = sld_pack_precision(prec) == SLD_PREC_BF16 ? "bf16" : "fp32";
+    const char *pname = sld_pack_precision(prec) == SLD_PREC_BF16 ? "bf16"
+                        : conv_algo                                ? "fp32-direct"
+                                                                   : "fp32";
     bench_csv_header();
 
     /* ---- UNet ---- */
@@ -180,6 +231,7 @@ int main(int argc, char **argv)
             ctx[i] = (float)((s >> 40) & 0xffff) / 32768.0f - 1.0f;
         }
         double tv[64];
+        sld_prof pacc = {0};
         for (int r = 0; r < reps; r++) {
             double t0 = sld_time_now();
             if (sld_unet_forward(u, x, B, h, wd, ts, ctx, nc, y, &err)) {
@@ -187,6 +239,7 @@ int main(int argc, char **argv)
                 return 1;
             }
             tv[r] = sld_time_now() - t0;
+            prof_acc(&pacc, sld_unet_profile(u));
             fprintf(stderr, "unet b%d rep %d: %.3f s\n", B, r, tv[r]);
         }
         qsort(tv, (size_t)reps, sizeof tv[0], cmp_d);
@@ -199,6 +252,7 @@ int main(int argc, char **argv)
                 sld_pack_winograd_weight_bytes() / 1048576.0,
                 sld_pack_winograd_scratch_max() / 1048576.0);
         bench_csv_line(threads, pname, cname, tv[reps / 2], 803.0 * B, cs, peak_rss_mib());
+        prof_print(&pacc, threads, pname, cname);
         if (!fin) {
             fprintf(stderr, "%s: non-finite output\n", cname);
             return 1;
@@ -231,6 +285,7 @@ vae: /* ---- VAE decode ---- */
             z[i] = (float)((s >> 40) & 0xffff) / 32768.0f - 1.0f;
         }
         double tv[64];
+        sld_prof pacc = {0};
         for (int r = 0; r < reps; r++) {
             double t0 = sld_time_now();
             if (sld_vae_decode(v, z, 1, 64, 64, img, &err)) {
@@ -238,6 +293,7 @@ vae: /* ---- VAE decode ---- */
                 return 1;
             }
             tv[r] = sld_time_now() - t0;
+            prof_acc(&pacc, sld_vae_profile(v));
             fprintf(stderr, "vae rep %d: %.3f s\n", r, tv[r]);
         }
         qsort(tv, (size_t)reps, sizeof tv[0], cmp_d);
@@ -248,6 +304,7 @@ vae: /* ---- VAE decode ---- */
                 sld_pack_winograd_scratch_max() / 1048576.0);
         bench_csv_line(threads, pname, "vae_decode_512", tv[reps / 2], 2515.0, cs,
                        peak_rss_mib());
+        prof_print(&pacc, threads, pname, "vae_decode_512");
         if (!fin) {
             fprintf(stderr, "vae_decode_512: non-finite output\n");
             return 1;

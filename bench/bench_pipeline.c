@@ -44,6 +44,7 @@
  *
  * Usage: bench_pipeline [--threads 1,2] [--case NAME] [--validate-only]
  * Env: SLD_BENCH_FULL, SLD_BENCH_MODEL, SLD_BENCH_PRECISION (fp32|bf16|auto),
+ * SLD_BENCH_CONV_ALGO (auto|direct: fp32 3x3 convs Winograd where it pays, or not),
  * SLD_BENCH_REPS, SLD_BENCH_MAX_SECONDS, SLD_BENCH_GROWTH_N/_SIZE/_STEPS.
  */
 #include "common.h"
@@ -62,6 +63,14 @@ static const char *PROMPT = "a photograph of an astronaut riding a horse on the 
 
 /* ---- helpers ----------------------------------------------------------- */
 
+/* SLD_BENCH_CONV_ALGO=direct turns Winograd off (sld_model_opts.conv_algo);
+ * the CSV's precision column then reads fp32-direct. */
+static bool conv_direct(void)
+{
+    const char *e = getenv("SLD_BENCH_CONV_ALGO");
+    return e && !strcmp(e, "direct");
+}
+
 static sld_precision precision_get(const char **name)
 {
     const char *e = getenv("SLD_BENCH_PRECISION");
@@ -73,7 +82,7 @@ static sld_precision precision_get(const char **name)
         *name = "auto";
         return SLD_PREC_AUTO;
     }
-    *name = "fp32";
+    *name = conv_direct() ? "fp32-direct" : "fp32";
     return SLD_PREC_FP32;
 }
 
@@ -99,6 +108,7 @@ static sld_model *model_open(const char *dir, double *seconds)
     sld_model_opts o;
     sld_model_opts_default(&o);
     o.precision = precision_get(&pn);
+    o.conv_algo = conv_direct() ? SLD_CONV_DIRECT : SLD_CONV_AUTO;
     o.no_safety_checker = 1;
     sld_model *m = NULL;
     sld_error err;

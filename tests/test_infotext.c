@@ -18,6 +18,7 @@
  * PNG; prompts with commas, quotes, non-Latin-1 text (iTXt) and Latin-1
  * text (tEXt); a prompt with line breaks cannot forge a settings line. */
 #include "io/png.h"
+#include "ops/packed.h"
 #include "test.h"
 
 #include <sys/stat.h>
@@ -497,6 +498,11 @@ static void test_generate_png(void)
     CHECK_FIELD(&t, "Size-2", "64");
     CHECK_FIELD(&t, "Model", "tiny-sd1");
     CHECK_MSG(is_short_hash(field(&t, "Model hash")), "%s", field(&t, "Model hash"));
+    /* what it computed in: the default precision is fp32 without AMX */
+    CHECK(field(&t, "Precision") &&
+          (!strcmp(field(&t, "Precision"), "fp32") || !strcmp(field(&t, "Precision"), "bf16")));
+    if (field(&t, "Precision") && !strcmp(field(&t, "Precision"), "fp32"))
+        CHECK_FIELD(&t, "Conv", sld_pack_winograd_available() ? "winograd" : "direct");
     CHECK_FIELD(&t, "SLD", "strong");
     CHECK_FIELD(&t, "SLD guidance scale", "2000");
     CHECK_FIELD(&t, "SLD warmup steps", "7");

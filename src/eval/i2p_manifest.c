@@ -131,18 +131,15 @@ static sld_status model_json(const sld_i2p_gen_opts *o, const cJSON *old, cJSON 
         sld_model_files_remember(md, f, n);
         memcpy(short_hash, hex, 10);
         short_hash[10] = 0;
-        sld_precision prec = sld_pack_precision(md->opts.precision);
-        /* what the 3x3 convs run: Winograd changes results by rounding */
-        bool wino = prec == SLD_PREC_FP32 && md->opts.conv_algo == SLD_CONV_AUTO &&
-                    sld_pack_winograd_available();
         ok = cJSON_AddStringToObject(m, "path", md->path) &&
              cJSON_AddStringToObject(m, "sha256", hex) &&
              cJSON_AddStringToObject(m, "hash", short_hash) &&
              cJSON_AddStringToObject(m, "arch", md->arch == SLD_ARCH_SD2 ? "sd2" : "sd1") &&
              cJSON_AddStringToObject(m, "prediction",
                                      md->prediction == SLD_PRED_V ? "v_prediction" : "epsilon") &&
-             cJSON_AddStringToObject(m, "precision", prec == SLD_PREC_BF16 ? "bf16" : "fp32") &&
-             cJSON_AddStringToObject(m, "conv_algo", wino ? "winograd" : "direct") &&
+             cJSON_AddStringToObject(m, "precision", sld_model_precision_name(md)) &&
+             /* Winograd changes results by rounding: recorded, compared */
+             cJSON_AddStringToObject(m, "conv_algo", sld_model_conv_algo_name(md)) &&
              add_str_or_null(m, "config_dir", md->opts.config_dir) &&
              cJSON_AddItemToObject(m, "files", files);
         if (ok)

@@ -20,8 +20,9 @@
  * shape, once). In bf16 the attention products are bf16 too
  * (sld_attention_bf16); norms, softmax and residual adds stay fp32.
  *
- * SLD_PROFILE=1 (read at load) times each op class per forward and logs one
- * INFO line (conv3x3, conv1x1, linear, attention, norm, element-wise).
+ * SLD_PROFILE=1 (read at load) times each op class per forward (ops/profile.h:
+ * convolutions direct and Winograd, linears, attention, layout reorders, norms,
+ * element-wise) and logs one INFO line; sld_unet_profile gives the figures.
  */
 #include "model/unet.h"
 
@@ -104,7 +105,7 @@ struct sld_unet {
     sld_precision prec;   /* resolved compute precision (never AUTO) */
     sld_status run_st;    /* first failure of the current forward (sticky) */
     bool profile;         /* SLD_PROFILE set at load: time op classes, log per forward */
-    double prof[8];       /* seconds per op class of the current forward (PROF_*) */
+    sld_prof prof;        /* the last forward's split (when profile is set) */
     sld_error *run_err;
     int plan_B, plan_h, plan_w, plan_ctx; /* the size the arena was planned for */
     sld_unet_tap_fn tap;
@@ -777,6 +778,8 @@ sld_status sld_unet_load(sld_unet **out, const sld_unet_config *c, sld_weights *
         sld_unet_free(u);
         return sld_err(err, SLD_ERR_NOMEM, "out of memory");
     }
+    if (u->profile)
+        sld_pack_ws_set_profile(u->ws, &u->prof);
     if ((st = unet_build(u, &B, err))) {
         sld_unet_free(u);
         return st;
@@ -815,22 +818,20 @@ typedef struct {
 } fwd;
 
 /* Op classes timed when SLD_PROFILE is set (opt-in: it adds a clock read
- * per op, and the split is what the issue's breakdown asks for). */
-enum { PROF_CONV3, PROF_CONV1, PROF_LIN, PROF_ATTN, PROF_NORM, PROF_ELT, PROF_N };
-static const char *const prof_names[PROF_N] = {"conv3x3", "conv1x1", "linear",
-                                               "attention", "norm", "elementwise"};
+ * per op). The packed convs and linears time themselves through the
+ * workspace (their reorders apart); these time the rest. */
 static double prof_t0(const sld_unet *u) { return u->profile ? sld_time_now() : 0.0; }
-static void prof_add(sld_unet *u, int cls, double t0)
+static void prof_add(sld_unet *u, sld_prof_class cls, double t0, double gflop)
 {
     if (u->profile)
-        u->prof[cls] += sld_time_now() - t0;
+        sld_prof_add(&u->prof, cls, t0, gflop);
 }
 
 #define TIMED(u, cls, stmt)                                                                    \
     do {                                                                                       \
         double t0_ = prof_t0(u);                                                               \
         stmt;                                                                                  \
-        prof_add(u, cls, t0_);                                                                 \
+        prof_add(u, cls, t0_, 0.0);                                                            \
     } while (0)
 
 /* y = conv(x) [+ residual]; failures are recorded in u->run_st (sticky) and
@@ -839,19 +840,15 @@ static void conv(fwd *F, const conv_p *c, const float *x, float *y, int H, int W
                  const float *residual)
 {
     sld_unet *u = F->u;
-    double t0 = prof_t0(u);
     if (!u->run_st)
         u->run_st = sld_pconv_run(c->pc, u->ws, x, y, F->B, H, W, residual, u->run_err);
-    prof_add(u, c->k == 1 ? PROF_CONV1 : PROF_CONV3, t0);
 }
 
 static void linear(fwd *F, const lin_p *l, const float *x, float *y, int M)
 {
     sld_unet *u = F->u;
-    double t0 = prof_t0(u);
     if (!u->run_st)
         u->run_st = sld_plin_run(l->pl, u->ws, x, y, M, u->run_err);
-    prof_add(u, PROF_LIN, t0);
 }
 
 /* ResnetBlock2D: out = shortcut(x) + conv2(SiLU(GN2(conv1(SiLU(GN1 x)) + Lin(SiLU temb)))).
@@ -867,19 +864,21 @@ static void resnet_fwd(fwd *F, const resnet_p *r, const float *x, float *out, in
     float *tp = sld_arena_floats(s, (size_t)B * r->cout);
     if (s->plan || s->overflow)
         goto done;
-    TIMED(F->u, PROF_NORM,
+    TIMED(F->u, SLD_PROF_NORM,
           sld_group_norm(x, t1, B, r->cin, HW, c->norm_num_groups, c->norm_eps, r->n1.g,
                          r->n1.b, true));
     conv(F, &r->c1, t1, t2, H, W, NULL);
     linear(F, &r->temb, F->temb, tp, B);
     const int BC = B * r->cout;
+    double t0 = prof_t0(F->u);
 #pragma omp parallel for schedule(static) if ((size_t)BC * HW > 65536)
     for (int bc = 0; bc < BC; bc++) {
         float v = tp[bc], *p = t2 + (size_t)bc * HW;
         for (int i = 0; i < HW; i++)
             p[i] += v;
     }
-    TIMED(F->u, PROF_NORM,
+    prof_add(F->u, SLD_PROF_ELT, t0, 0.0);
+    TIMED(F->u, SLD_PROF_NORM,
           sld_group_norm(t2, t2, B, r->cout, HW, c->norm_num_groups, c->norm_eps, r->n2.g,
                          r->n2.b, true));
     /* out = shortcut(x) + conv2(t2): the shortcut lands in out first so the
@@ -904,7 +903,8 @@ static void attend(fwd *F, const float *q, int ldq, const float *k, const float 
                            false);
     else
         sld_attention(q, ldq, k, ldkv, v, ldkv, a, C, F->B, Nq, Nk, heads, dh, scale, false);
-    prof_add(F->u, PROF_ATTN, t0);
+    /* QK^T and PV: 2 x (Nq x Nk x dh) multiply-adds per head */
+    prof_add(F->u, SLD_PROF_ATTN, t0, 4e-9 * F->B * heads * (double)Nq * Nk * dh);
 }
 
 /* Rows per chunk of the feed-forward: bounds its [rows, 8C] scratch. */
@@ -930,38 +930,38 @@ static void xformer_fwd(fwd *F, const xformer_p *X, float *x, int H, int W)
     if (s->plan || s->overflow)
         goto done;
     /* GroupNorm (eps 1e-6 in diffusers' Transformer2DModel) then tokens. */
-    TIMED(F->u, PROF_NORM,
+    TIMED(F->u, SLD_PROF_NORM,
           sld_group_norm(x, g, B, C, N, c->norm_num_groups, 1e-6f, X->norm.g, X->norm.b, false));
-    TIMED(F->u, PROF_ELT, sld_nchw_to_nhwc(g, ln, B, C, N));
+    TIMED(F->u, SLD_PROF_ELT, sld_nchw_to_nhwc(g, ln, B, C, N));
     linear(F, &X->pin, ln, h, M);
     for (int l = 0; l < X->n_layers; l++) {
         const tblock_p *t = &X->tb[l];
         /* self-attention */
-        TIMED(F->u, PROF_NORM, sld_layer_norm(h, ln, M, C, 1e-5f, t->n1.g, t->n1.b));
+        TIMED(F->u, SLD_PROF_NORM, sld_layer_norm(h, ln, M, C, 1e-5f, t->n1.g, t->n1.b));
         linear(F, &t->qkv1, ln, qkv, M);
         attend(F, qkv, 3 * C, qkv + C, qkv + 2 * C, 3 * C, a, N, N, X->heads, dh, scale, C);
         linear(F, &t->o1, a, q, M);
-        TIMED(F->u, PROF_ELT, sld_add(h, q, MC));
+        TIMED(F->u, SLD_PROF_ELT, sld_add(h, q, MC));
         /* cross-attention over the text tokens */
-        TIMED(F->u, PROF_NORM, sld_layer_norm(h, ln, M, C, 1e-5f, t->n2.g, t->n2.b));
+        TIMED(F->u, SLD_PROF_NORM, sld_layer_norm(h, ln, M, C, 1e-5f, t->n2.g, t->n2.b));
         linear(F, &t->q2, ln, q, M);
         linear(F, &t->kv2, F->ctx, kv, B * nc);
         attend(F, q, C, kv, kv + C, 2 * C, a, N, nc, X->heads, dh, scale, C);
         linear(F, &t->o2, a, q, M);
-        TIMED(F->u, PROF_ELT, sld_add(h, q, MC));
+        TIMED(F->u, SLD_PROF_ELT, sld_add(h, q, MC));
         /* GEGLU feed-forward, row chunks (rows are independent) */
-        TIMED(F->u, PROF_NORM, sld_layer_norm(h, ln, M, C, 1e-5f, t->n3.g, t->n3.b));
+        TIMED(F->u, SLD_PROF_NORM, sld_layer_norm(h, ln, M, C, 1e-5f, t->n3.g, t->n3.b));
         for (int r0 = 0; r0 < M; r0 += chunk) {
             int rows = M - r0 < chunk ? M - r0 : chunk;
             linear(F, &t->ff1, ln + (size_t)r0 * C, ff, rows);
-            TIMED(F->u, PROF_ELT, sld_geglu(ff, gg, rows, 4 * C));
+            TIMED(F->u, SLD_PROF_ELT, sld_geglu(ff, gg, rows, 4 * C));
             linear(F, &t->ff2, gg, q + (size_t)r0 * C, rows);
         }
-        TIMED(F->u, PROF_ELT, sld_add(h, q, MC));
+        TIMED(F->u, SLD_PROF_ELT, sld_add(h, q, MC));
     }
     linear(F, &X->pout, h, ln, M);
-    TIMED(F->u, PROF_ELT, sld_nhwc_to_nchw(ln, g, B, C, N));
-    TIMED(F->u, PROF_ELT, sld_add(x, g, MC));
+    TIMED(F->u, SLD_PROF_ELT, sld_nhwc_to_nchw(ln, g, B, C, N));
+    TIMED(F->u, SLD_PROF_ELT, sld_add(x, g, MC));
 done:
     s->used = mark;
 }
@@ -1176,22 +1176,16 @@ sld_status sld_unet_forward(sld_unet *u, const float *sample, int B, int h, int 
     u->s.overflow = false;
     u->run_st = SLD_OK;
     u->run_err = err;
-    memset(u->prof, 0, sizeof u->prof);
+    memset(&u->prof, 0, sizeof u->prof);
     double t0 = prof_t0(u);
     forward(u, &u->s, sample, B, h, w, timesteps, ctx, n_ctx, out);
     u->run_err = NULL;
     if (u->profile) {
-        double tot = sld_time_now() - t0, rest = tot;
-        char line[512];
-        int o = snprintf(line, sizeof line, "unet profile B=%d %dx%d: total %.3f s", B, h, w,
-                         tot);
-        for (int i = 0; i < PROF_N; i++) {
-            rest -= u->prof[i];
-            o += snprintf(line + o, sizeof line - (size_t)o, ", %s %.3f", prof_names[i],
-                          u->prof[i]);
-        }
-        snprintf(line + o, sizeof line - (size_t)o, ", other %.3f", rest);
-        sld_log(SLD_LOG_INFO, "%s", line);
+        u->prof.total = sld_time_now() - t0;
+        u->prof.forwards = 1;
+        char line[640];
+        sld_prof_format(&u->prof, line, sizeof line);
+        sld_log(SLD_LOG_INFO, "unet profile B=%d %dx%d: %s", B, h, w, line);
     }
     if (u->s.overflow)
         return sld_err(err, SLD_ERR_INTERNAL, "unet: activation plan too small");
@@ -1210,3 +1204,5 @@ void sld_unet_trim(sld_unet *u)
     memset(&u->s, 0, sizeof u->s);
     u->plan_B = u->plan_h = u->plan_w = u->plan_ctx = 0;
 }
+
+const sld_prof *sld_unet_profile(const sld_unet *u) { return u->profile ? &u->prof : NULL; }

@@ -7,6 +7,7 @@
 
 #include "io/json.h"
 #include "model/weights.h"
+#include "ops/profile.h"
 
 #define SLD_UNET_MAX_BLOCKS 8
 
@@ -66,6 +67,9 @@ sld_status sld_unet_forward(sld_unet *u, const float *sample, int B, int h, int 
 typedef void (*sld_unet_tap_fn)(void *user, const char *name, const float *x, int B, int C,
                                 int H, int W);
 void sld_unet_set_tap(sld_unet *u, sld_unet_tap_fn fn, void *user);
+/* The last forward's time and work per op class (ops/profile.h), or NULL
+ * when SLD_PROFILE was not set at load. Valid until the next forward. */
+const sld_prof *sld_unet_profile(const sld_unet *u);
 /* Lists every parameter a config needs (diffusers name, rank, shape) in
  * binding order; used by sld_make_random and tests. */
 sld_status sld_unet_tensors(const sld_unet_config *c, sld_tensor_list_fn fn, void *user,

@@ -12,6 +12,9 @@
  * Convolution weights are packed at load (ops/packed.h) in the compute
  * precision (sld_vae_config.precision) and the store's float32 copies of
  * them released, so each is held once.
+ *
+ * SLD_PROFILE=1 (read at load) times each op class of a pass (ops/profile.h)
+ * and logs one INFO line per pass; sld_vae_profile gives the figures.
  */
 #include "model/vae.h"
 
@@ -21,6 +24,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define VAE_EPS 1e-6f
@@ -94,6 +98,8 @@ struct sld_vae {
     int plan_dec[3], plan_enc[3]; /* B, h, w the arena covers, per pass */
     sld_vae_tap_fn tap;
     void *tap_user;
+    bool profile;  /* SLD_PROFILE set at load */
+    sld_prof prof; /* the last pass's split, when profile is set */
 };
 
 /* ===================================================================== */
@@ -498,6 +504,10 @@ sld_status sld_vae_load(sld_vae **out, const sld_vae_config *c, sld_weights *w, 
         st = sld_err(err, SLD_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    const char *pe = getenv("SLD_PROFILE");
+    v->profile = pe && *pe && strcmp(pe, "0");
+    if (v->profile)
+        sld_pack_ws_set_profile(v->ws, &v->prof);
     binder B = {.w = w, .err = err, .prec = v->prec, .wino = c->conv_algo == 0};
     if ((st = vae_build(v, &B, false, err)))
         goto fail;
@@ -557,6 +567,21 @@ static void conv(scratch *s, const conv_p *c, const float *x, float *y, int B, i
 
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Profile of the ops that are not packed convs (those time themselves). */
+static double vt0(const scratch *s) { return s->vae->profile ? sld_time_now() : 0.0; }
+static void vadd(scratch *s, sld_prof_class c, double t0, double gflop)
+{
+    if (s->vae->profile)
+        sld_prof_add(&s->vae->prof, c, t0, gflop);
+}
+
+#define VTIMED(s, cls, gflop, stmt)                                                            \
+    do {                                                                                       \
+        double t0_ = vt0(s);                                                                   \
+        stmt;                                                                                  \
+        vadd(s, cls, t0_, gflop);                                                              \
+    } while (0)
+
 /* ResnetBlock2D without time embedding on x [B,cin,H,W] (capacity xcap
  * bytes; clobbered), with out (capacity ocap) as the second buffer. Returns
  * true when the result [B,cout,H,W] ends in x, false when in out.
@@ -584,15 +609,20 @@ static bool resnet_fwd(scratch *s, int G, const resnet_p *r, float *x, size_t xc
     size_t tb = zmax((size_t)B * r->cin * HW * sizeof(float), zmax(d1, s2));
     float *t = sld_arena_floats(&s->a, (tb + sizeof(float) - 1) / sizeof(float));
     if (LIVE(s)) {
-        sld_group_norm(x, t, B, r->cin, (int)HW, G, VAE_EPS, r->n1.g, r->n1.b, true);
+        VTIMED(s, SLD_PROF_NORM, 0.0,
+               sld_group_norm(x, t, B, r->cin, (int)HW, G, VAE_EPS, r->n1.g, r->n1.b, true));
         if (has_sc) {
             conv_b(s, &r->sc, x, out, B, H, W, NULL, out, ocap, x, xcap);
             conv_b(s, &r->c1, t, x, B, H, W, NULL, x, xcap, t, tb);
-            sld_group_norm(x, x, B, r->cout, (int)HW, G, VAE_EPS, r->n2.g, r->n2.b, true);
+            VTIMED(s, SLD_PROF_NORM, 0.0,
+                   sld_group_norm(x, x, B, r->cout, (int)HW, G, VAE_EPS, r->n2.g, r->n2.b,
+                                  true));
             conv_b(s, &r->c2, x, out, B, H, W, out, t, tb, x, xcap);
         } else {
             conv_b(s, &r->c1, t, out, B, H, W, NULL, out, ocap, t, tb);
-            sld_group_norm(out, out, B, r->cout, (int)HW, G, VAE_EPS, r->n2.g, r->n2.b, true);
+            VTIMED(s, SLD_PROF_NORM, 0.0,
+                   sld_group_norm(out, out, B, r->cout, (int)HW, G, VAE_EPS, r->n2.g, r->n2.b,
+                                  true));
             conv_b(s, &r->c2, out, x, B, H, W, x, t, tb, out, ocap);
         }
     }
@@ -609,15 +639,18 @@ static void attn_fwd(scratch *s, int G, const attn_p *a, float *x, int B, int H,
     float *g = sld_arena_floats(&s->a, MC), *t = sld_arena_floats(&s->a, MC), *q = sld_arena_floats(&s->a, MC),
           *k = sld_arena_floats(&s->a, MC), *v = sld_arena_floats(&s->a, MC);
     if (LIVE(s)) {
-        sld_group_norm(x, g, B, C, N, G, VAE_EPS, a->gn.g, a->gn.b, false);
-        sld_nchw_to_nhwc(g, t, B, C, N);
-        sld_linear(t, a->q.w, a->q.b, q, M, C, C);
-        sld_linear(t, a->k.w, a->k.b, k, M, C, C);
-        sld_linear(t, a->v.w, a->v.b, v, M, C, C);
-        sld_attention(q, C, k, C, v, C, t, C, B, N, N, 1, C, 1.0f / sqrtf((float)C), false);
-        sld_linear(t, a->o.w, a->o.b, q, M, C, C);
-        sld_nhwc_to_nchw(q, g, B, C, N);
-        sld_add(x, g, MC);
+        const double lin = 2e-9 * M * (double)C * C, att = 4e-9 * B * (double)N * N * C;
+        VTIMED(s, SLD_PROF_NORM, 0.0,
+               sld_group_norm(x, g, B, C, N, G, VAE_EPS, a->gn.g, a->gn.b, false));
+        VTIMED(s, SLD_PROF_ELT, 0.0, sld_nchw_to_nhwc(g, t, B, C, N));
+        VTIMED(s, SLD_PROF_LINEAR, 3 * lin, sld_linear(t, a->q.w, a->q.b, q, M, C, C);
+               sld_linear(t, a->k.w, a->k.b, k, M, C, C);
+               sld_linear(t, a->v.w, a->v.b, v, M, C, C));
+        VTIMED(s, SLD_PROF_ATTN, att,
+               sld_attention(q, C, k, C, v, C, t, C, B, N, N, 1, C, 1.0f / sqrtf((float)C),
+                             false));
+        VTIMED(s, SLD_PROF_LINEAR, lin, sld_linear(t, a->o.w, a->o.b, q, M, C, C));
+        VTIMED(s, SLD_PROF_ELT, 0.0, sld_nhwc_to_nchw(q, g, B, C, N); sld_add(x, g, MC));
     }
     s->a.used = mark;
 }
@@ -689,7 +722,8 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
             /* the upsampled input's copy goes over cur (read already), the
              * output's over the upsampled input (read by then) */
             if (LIVE(s)) {
-                sld_upsample_nearest(cur, spare, B, C, H, W, 2 * H, 2 * W);
+                VTIMED(s, SLD_PROF_ELT, 0.0,
+                       sld_upsample_nearest(cur, spare, B, C, H, W, 2 * H, 2 * W));
                 conv_b(s, &b->sample, spare, cur, B, 2 * H, 2 * W, NULL, cur, cap, spare, cap);
             }
             H *= 2;
@@ -699,7 +733,9 @@ static void decode(sld_vae *v, scratch *s, const float *z, int B, int h, int w, 
         tap(v, s, name, cur, B, C, H, W);
     }
     if (LIVE(s)) {
-        sld_group_norm(cur, spare, B, C, H * W, G, VAE_EPS, v->d_norm.g, v->d_norm.b, true);
+        VTIMED(s, SLD_PROF_NORM, 0.0,
+               sld_group_norm(cur, spare, B, C, H * W, G, VAE_EPS, v->d_norm.g, v->d_norm.b,
+                              true));
         conv_b(s, &v->d_out, spare, img, B, H, W, NULL, cur, cap, spare, cap);
     }
 }
@@ -761,7 +797,9 @@ static void encode(sld_vae *v, scratch *s, const float *x, int B, int H0, int W0
     float *t2 = sld_arena_floats(&s->a, (size_t)B * 2 * L * H * W);
     float *m = sld_arena_floats(&s->a, (size_t)B * 2 * L * H * W);
     if (LIVE(s)) {
-        sld_group_norm(cur, spare, B, C, H * W, G, VAE_EPS, v->e_norm.g, v->e_norm.b, true);
+        VTIMED(s, SLD_PROF_NORM, 0.0,
+               sld_group_norm(cur, spare, B, C, H * W, G, VAE_EPS, v->e_norm.g, v->e_norm.b,
+                              true));
         conv(s, &v->e_out, spare, t2, B, H, W, NULL);
         conv(s, &v->quant, t2, m, B, H, W, NULL);
     }
@@ -803,6 +841,20 @@ static sld_status ensure(sld_vae *v, bool enc, int B, int h, int w, sld_error *e
     return SLD_OK;
 }
 
+/* With a profile: closes the pass's figures and logs them. */
+static void prof_log(sld_vae *v, const char *pass, double t0, int B, int h, int w)
+{
+    if (!v->profile)
+        return;
+    v->prof.total = sld_time_now() - t0;
+    v->prof.forwards = 1;
+    char line[640];
+    sld_prof_format(&v->prof, line, sizeof line);
+    sld_log(SLD_LOG_INFO, "vae %s profile B=%d %dx%d: %s", pass, B, h, w, line);
+}
+
+const sld_prof *sld_vae_profile(const sld_vae *v) { return v->profile ? &v->prof : NULL; }
+
 sld_status sld_vae_decode(sld_vae *v, const float *latents, int B, int h, int w, float *image,
                           sld_error *err)
 {
@@ -816,8 +868,11 @@ sld_status sld_vae_decode(sld_vae *v, const float *latents, int B, int h, int w,
     v->s.a.overflow = false;
     v->run_st = SLD_OK;
     v->run_err = err;
+    memset(&v->prof, 0, sizeof v->prof);
+    double t0 = v->profile ? sld_time_now() : 0.0;
     decode(v, &v->s, latents, B, h, w, image);
     v->run_err = NULL;
+    prof_log(v, "decode", t0, B, h, w);
     if (v->s.a.overflow)
         return sld_err(err, SLD_ERR_INTERNAL, "vae decode: activation plan too small");
     if (v->run_st) {
@@ -845,8 +900,11 @@ sld_status sld_vae_encode(sld_vae *v, const float *image, int B, int H, int W, f
     float *mom = NULL;
     v->run_st = SLD_OK;
     v->run_err = err;
+    memset(&v->prof, 0, sizeof v->prof);
+    double t0 = v->profile ? sld_time_now() : 0.0;
     encode(v, &v->s, image, B, H, W, &mom, &ho, &wo);
     v->run_err = NULL;
+    prof_log(v, "encode", t0, B, H, W);
     if (v->s.a.overflow || !mom)
         return sld_err(err, SLD_ERR_INTERNAL, "vae encode: activation plan too small");
     if (v->run_st) {

@@ -6,6 +6,7 @@
 
 #include "io/json.h"
 #include "model/weights.h"
+#include "ops/profile.h"
 
 #define SLD_VAE_MAX_BLOCKS 8
 
@@ -50,6 +51,9 @@ sld_status sld_vae_encode(sld_vae *v, const float *image, int B, int H, int W, f
 typedef void (*sld_vae_tap_fn)(void *user, const char *name, const float *x, int B, int C,
                                int H, int W);
 void sld_vae_set_tap(sld_vae *v, sld_vae_tap_fn fn, void *user);
+/* The last pass's (decode or encode) time and work per op class
+ * (ops/profile.h), or NULL when SLD_PROFILE was not set at load. */
+const sld_prof *sld_vae_profile(const sld_vae *v);
 /* Lists every parameter (encoder then decoder) a config needs. */
 sld_status sld_vae_tensors(const sld_vae_config *c, sld_tensor_list_fn fn, void *user,
                            sld_error *err);

@@ -47,7 +47,10 @@ struct sld_pack_ws {
     dnnl_stream_t stream;
     void *buf[WS_N];
     size_t cap[WS_N];
+    sld_prof *prof; /* where the ops add their time and work, or NULL */
 };
+
+void sld_pack_ws_set_profile(sld_pack_ws *ws, sld_prof *prof) { ws->prof = prof; }
 
 sld_pack_ws *sld_pack_ws_new(void)
 {
@@ -525,6 +528,24 @@ static pentry *conv_entry(sld_pconv *p, int B, int H, int W)
     return e;
 }
 
+/* Work of one run of p at B x H x W: 2 FLOP per multiply-add, in GFLOP. */
+static double conv_gflop(const sld_pconv *p, int B, int H, int W)
+{
+    sld_conv2d_desc d = p->d;
+    d.H = H;
+    d.W = W;
+    int Ho, Wo;
+    sld_conv2d_out_hw(&d, &Ho, &Wo);
+    return 2e-9 * B * d.C_out * (double)Ho * Wo * d.C_in * d.kh * d.kw;
+}
+
+static sld_prof_class conv_class(const sld_pconv *p, bool wino)
+{
+    if (p->d.kh == 1 && p->d.kw == 1)
+        return SLD_PROF_CONV1;
+    return wino ? SLD_PROF_CONV3_WINO : SLD_PROF_CONV3;
+}
+
 static sld_status plain_conv(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y, int B,
                              int H, int W, const float *residual, sld_error *err)
 {
@@ -556,6 +577,16 @@ static sld_status plain_conv(sld_pconv *p, sld_pack_ws *ws, const float *x, floa
     return SLD_OK;
 }
 
+/* The unpacked path, timed as one convolution when a profile is on. */
+static sld_status plain_conv_timed(sld_pconv *p, sld_pack_ws *ws, const float *x, float *y,
+                                   int B, int H, int W, const float *residual, sld_error *err)
+{
+    double t0 = ws->prof ? sld_time_now() : 0.0;
+    sld_status st = plain_conv(p, ws, x, y, B, H, W, residual, err);
+    sld_prof_add(ws->prof, conv_class(p, false), t0, conv_gflop(p, B, H, W));
+    return st;
+}
+
 static bool exec(sld_pack_ws *ws, dnnl_primitive_t prim, int n, const dnnl_exec_arg_t *a)
 {
     return dnnl_primitive_execute(prim, ws->stream, n, a) == dnnl_success;
@@ -576,7 +607,7 @@ sld_status sld_pconv_run_buf(sld_pconv *p, sld_pack_ws *ws, const float *x, floa
                              void *dbuf, size_t dbytes, sld_error *err)
 {
     if (!p->packed)
-        return plain_conv(p, ws, x, y, B, H, W, residual, err);
+        return plain_conv_timed(p, ws, x, y, B, H, W, residual, err);
     if (!ws->stream)
         return sld_err(err, SLD_ERR_INTERNAL, "oneDNN stream unavailable for a packed conv");
     pentry *e = conv_entry(p, B, H, W);
@@ -603,20 +634,36 @@ sld_status sld_pconv_run_buf(sld_pconv *p, sld_pack_ws *ws, const float *x, floa
     if (e->m_bias)
         a_cv[n_cv++] = a_cv[4];
     dnnl_exec_arg_t a_out[2] = {{DNNL_ARG_FROM, e->m_dst}, {DNNL_ARG_TO, e->m_udst}};
-    /* The stream is in-order: each step sees the previous one's writes. */
-    ok = ok && exec(ws, e->rin, 2, a_in) && exec(ws, e->prim, n_cv, a_cv) &&
-         exec(ws, sum ? e->rout_sum : e->rout, 2, a_out) &&
+    /* The stream is in-order: each step sees the previous one's writes. With
+     * a profile, each step is waited for and timed on its own. */
+    sld_prof *pf = ws->prof;
+    double t0 = pf ? sld_time_now() : 0.0;
+    ok = ok && exec(ws, e->rin, 2, a_in) && (!pf || dnnl_stream_wait(ws->stream) == dnnl_success);
+    if (pf) {
+        sld_prof_add(pf, SLD_PROF_REORDER, t0, 0.0);
+        t0 = sld_time_now();
+    }
+    ok = ok && exec(ws, e->prim, n_cv, a_cv) &&
+         (!pf || dnnl_stream_wait(ws->stream) == dnnl_success);
+    if (pf) {
+        sld_prof_add(pf, conv_class(p, e->wino), t0, conv_gflop(p, B, H, W));
+        t0 = sld_time_now();
+    }
+    ok = ok && exec(ws, sum ? e->rout_sum : e->rout, 2, a_out) &&
          dnnl_stream_wait(ws->stream) == dnnl_success;
+    sld_prof_add(pf, SLD_PROF_REORDER, t0, 0.0);
     if (!ok)
         return sld_err(err, SLD_ERR_INTERNAL, "oneDNN failed running a %dx%d convolution",
                        p->d.kh, p->d.kw);
     if (residual && !sum) {
+        t0 = pf ? sld_time_now() : 0.0;
         int Ho, Wo;
         sld_conv2d_desc d = p->d;
         d.H = H;
         d.W = W;
         sld_conv2d_out_hw(&d, &Ho, &Wo);
         sld_add(y, residual, (size_t)B * d.C_out * Ho * Wo);
+        sld_prof_add(pf, SLD_PROF_ELT, t0, 0.0);
     }
     return SLD_OK;
 }
@@ -753,8 +800,12 @@ sld_status sld_plin_run(sld_plin *p, sld_pack_ws *ws, const float *x, float *y, 
 {
     if (M <= 0)
         return SLD_OK;
+    const double gflop = 2e-9 * M * (double)p->N * p->K;
+    sld_prof *pf = ws->prof;
+    double t0 = pf ? sld_time_now() : 0.0;
     if (!p->packed) {
         sld_linear(x, p->w_plain, p->b_plain, y, M, p->N, p->K);
+        sld_prof_add(pf, SLD_PROF_LINEAR, t0, gflop);
         return SLD_OK;
     }
     if (!ws->stream)
@@ -776,9 +827,17 @@ sld_status sld_plin_run(sld_plin *p, sld_pack_ws *ws, const float *x, float *y, 
                                {DNNL_ARG_BIAS, e->m_bias}};
     if (p->prec == SLD_PREC_FP32) /* the matmul reads x as it is */
         ok = ok && dnnl_memory_set_data_handle(e->m_src, (void *)x) == dnnl_success;
-    ok = ok && (p->prec == SLD_PREC_FP32 || exec(ws, e->rin, 2, a_in)) &&
-         exec(ws, e->prim, e->m_bias ? 4 : 3, a_mm) &&
+    if (p->prec != SLD_PREC_FP32) {
+        ok = ok && exec(ws, e->rin, 2, a_in) &&
+             (!pf || dnnl_stream_wait(ws->stream) == dnnl_success);
+        if (pf) {
+            sld_prof_add(pf, SLD_PROF_REORDER, t0, 0.0);
+            t0 = sld_time_now();
+        }
+    }
+    ok = ok && exec(ws, e->prim, e->m_bias ? 4 : 3, a_mm) &&
          dnnl_stream_wait(ws->stream) == dnnl_success;
+    sld_prof_add(pf, SLD_PROF_LINEAR, t0, gflop);
     if (!ok)
         return sld_err(err, SLD_ERR_INTERNAL, "oneDNN failed running a %d->%d linear", p->K,
                        p->N);

@@ -43,6 +43,7 @@
 #define SLD_OPS_PACKED_H
 
 #include "ops/ops.h"
+#include "ops/profile.h"
 
 typedef struct sld_pack_ws sld_pack_ws;
 typedef struct sld_pconv sld_pconv;
@@ -57,6 +58,10 @@ size_t sld_pack_ws_bytes(const sld_pack_ws *ws);
 /* Frees the workspace buffers (they grow again on the next run that needs
  * them); the stream and every packed object stay usable. */
 void sld_pack_ws_trim(sld_pack_ws *ws);
+/* Every later run of a packed op on ws adds its time and work to prof (its
+ * layout reorders under SLD_PROF_REORDER); NULL turns that off. prof must
+ * outlive the runs. ops/profile.h. */
+void sld_pack_ws_set_profile(sld_pack_ws *ws, sld_prof *prof);
 
 /* Resolves SLD_PREC_AUTO (bf16 only where AMX exists) and downgrades bf16 to
  * fp32 when the CPU has no native bf16 dot product or SLD_ISA=ref. */

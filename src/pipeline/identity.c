@@ -3,6 +3,7 @@
  * says which and why). Hashing reads every listed file once; the result is
  * cached in the model under a mutex, so concurrent callers hash once. */
 #include "core/core.h"
+#include "ops/packed.h"
 #include "pipeline/model.h"
 
 #if defined(__has_include)
@@ -246,6 +247,18 @@ const char *sld_model_sha256(const sld_model *cm)
     const char *r = m->hash_state == 1 ? m->sha256 : "";
     pthread_mutex_unlock(&m->hash_lock);
     return r;
+}
+
+const char *sld_model_precision_name(const sld_model *m)
+{
+    return sld_pack_precision(m->opts.precision) == SLD_PREC_BF16 ? "bf16" : "fp32";
+}
+
+const char *sld_model_conv_algo_name(const sld_model *m)
+{
+    bool wino = sld_pack_precision(m->opts.precision) == SLD_PREC_FP32 &&
+                m->opts.conv_algo == SLD_CONV_AUTO && sld_pack_winograd_available();
+    return wino ? "winograd" : "direct";
 }
 
 const char *sld_model_hash(const sld_model *m)

@@ -76,6 +76,12 @@ void sld_model_identity_of(const sld_model_file *f, int n, char hex[65]);
  * file stats against its manifest), so sld_model_sha256 does not rehash. */
 void sld_model_identity_set(const sld_model *m, const char hex[65]);
 
+/* What the model computes in: "bf16" or "fp32" (opts.precision resolved for
+ * this CPU), and its fp32 3x3 convolutions: "winograd" or "direct" ("direct"
+ * in bf16). For provenance (PNG metadata, run manifests). */
+const char *sld_model_precision_name(const sld_model *m);
+const char *sld_model_conv_algo_name(const sld_model *m);
+
 struct sld_ctx {
     sld_model *m;
     int n_threads;

@@ -302,6 +302,11 @@ char *sld_gen_params_text_ex(const sld_gen_params *p, const sld_model *m, uint64
     const char *name = x->model_name ? x->model_name : m ? m->name : NULL;
     if (name && *name)
         tb_field(&b, "Model", name);
+    /* sld's own: what the numbers were computed in */
+    if (m) {
+        tb_field(&b, "Precision", sld_model_precision_name(m));
+        tb_field(&b, "Conv", sld_model_conv_algo_name(m));
+    }
     if (s == SLD_SAMPLER_DDIM && p->eta > 0)
         tb_fieldf(&b, "Eta DDIM", "%g", (double)p->eta);
     if (p->n_images > 1)
