@@ -1200,6 +1200,7 @@ size_t sld_unet_arena_bytes(const sld_unet *u) { return u->s.cap; }
 
 void sld_unet_trim(sld_unet *u)
 {
+    sld_pack_ws_trim(u->ws); /* the packed ops' copies and the Winograd scratchpad */
     sld_free(u->s.base);
     memset(&u->s, 0, sizeof u->s);
     u->plan_B = u->plan_h = u->plan_w = u->plan_ctx = 0;

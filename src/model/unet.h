@@ -76,8 +76,9 @@ sld_status sld_unet_tensors(const sld_unet_config *c, sld_tensor_list_fn fn, voi
                             sld_error *err);
 /* Bytes of the activation arena currently reserved. */
 size_t sld_unet_arena_bytes(const sld_unet *u);
-/* Frees the activation arena (the next forward plans a new one): lets the
- * VAE decode run without the UNet's scratch resident. */
+/* Frees the activation arena and the packed ops' workspace, Winograd
+ * scratchpad included (the next forward plans and grows them again): lets
+ * the VAE decode run without the UNet's scratch resident. */
 void sld_unet_trim(sld_unet *u);
 
 #endif /* SLD_UNET_H */
